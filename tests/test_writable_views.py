@@ -1,0 +1,155 @@
+"""Albums, people, trash and edits through the core API (both adapters reach these verbs)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from photovfs.errors import Exists, Forbidden, NotFound
+from photovfs.library import Library
+from photovfs.roles import Actor
+
+from conftest import jpeg_with_date
+
+
+def test_mkdir_and_copy_make_an_album_by_reference(library: Library, photo_dir: Path):
+    files_before = sorted(p for p in photo_dir.rglob("*.jpg"))
+    library.mkdir("by-album/Family")
+    node = library.copy("by-date/2021/04/30/IMG_0002.jpg", "by-album/Family/IMG_0002.jpg")
+    assert node.path == "by-album/Family/IMG_0002.jpg"
+    assert [n.name for n in library.list("by-album/Family")] == ["IMG_0002.jpg"]
+    assert sorted(p for p in photo_dir.rglob("*.jpg")) == files_before
+
+
+def test_album_groups_nest_and_rename_moves_the_whole_group(library: Library):
+    library.mkdir("by-album/Trips")
+    library.mkdir("by-album/Trips/Italy")
+    library.copy("by-date/2021/04/30/IMG_0002.jpg", "by-album/Trips/Italy/x.jpg")
+    library.move("by-album/Trips", "by-album/Travel")
+    assert [n.name for n in library.list("by-album/Travel")] == ["Italy"]
+    assert [n.name for n in library.list("by-album/Travel/Italy")] == ["IMG_0002.jpg"]
+    with pytest.raises(NotFound):
+        library.resolve("by-album/Trips")
+
+
+def test_removing_an_album_member_keeps_the_original_and_can_be_undone(library: Library):
+    library.mkdir("by-album/A")
+    library.copy("by-date/2021/04/30/IMG_0002.jpg", "by-album/A/IMG_0002.jpg")
+    library.remove("by-album/A/IMG_0002.jpg")
+    assert library.list("by-album/A") == []
+    assert library.resolve("by-date/2021/04/30/IMG_0002.jpg").source.exists()
+    (item,) = library.list("trash")
+    library.move(item.path, "by-album/A/IMG_0002.jpg")
+    assert [n.name for n in library.list("by-album/A")] == ["IMG_0002.jpg"]
+
+
+def test_rm_r_of_an_album_goes_to_trash_and_restores_whole(library: Library):
+    library.mkdir("by-album/A")
+    library.mkdir("by-album/A/B")
+    library.copy("by-date/2021/04/30/IMG_0002.jpg", "by-album/A/B/one.jpg")
+    library.remove("by-album/A")
+    assert library.list("by-album") == []
+    (item,) = library.list("trash")
+    assert [n.name for n in library.list(item.path)] == []  # A itself had no photos
+    library.move(item.path, "by-album/A")
+    assert [n.name for n in library.list("by-album/A/B")] == ["IMG_0002.jpg"]
+
+
+def test_deleting_from_by_date_moves_the_original_to_trash_and_back(library: Library):
+    node = library.resolve("by-date/2021/04/30/IMG_0002.jpg")
+    original = node.source
+    content = original.read_bytes()
+    library.mkdir("by-album/Keep")
+    library.copy(node.path, "by-album/Keep/IMG_0002.jpg")
+    library.remove(node.path)
+    assert not original.exists()
+    with pytest.raises(NotFound):
+        library.resolve(node.path)
+    assert library.list("by-album/Keep") == []
+    (item,) = library.list("trash")
+    with library.open_read(item.path) as fh:
+        assert fh.read() == content
+    library.move(item.path, "by-date/anything")
+    assert original.read_bytes() == content
+    assert library.resolve(node.path).asset_id == node.asset_id
+    assert [n.name for n in library.list("by-album/Keep")] == ["IMG_0002.jpg"]
+
+
+def test_people_folders_name_merge_and_reject(library: Library):
+    library.mkdir("by-person/Anna")
+    library.copy("by-date/2021/04/30/IMG_0002.jpg", "by-person/Anna/IMG_0002.jpg")
+    library.move("by-person/Anna", "by-person/Anna Maria")
+    assert [n.name for n in library.list("by-person")] == ["Anna Maria"]
+    library.remove("by-person/Anna Maria/IMG_0002.jpg")
+    assert library.list("by-person/Anna Maria") == []
+    with pytest.raises(Exists):
+        library.mkdir("by-person/anna maria")
+
+
+def test_an_edit_replaces_the_original_atomically_and_keeps_the_old_bytes(library: Library,
+                                                                          tmp_path: Path):
+    node = library.resolve("by-date/2021/04/30/IMG_0002.jpg")
+    old = node.source.read_bytes()
+    new = jpeg_with_date(tmp_path / "new.jpg", datetime(2021, 4, 30, 10, 0, 0), color=(0, 0, 0))
+    with library.begin_write(node.path) as up:
+        up.write(new.read_bytes())
+        after = up.commit()
+    assert after.asset_id == node.asset_id
+    assert node.source.read_bytes() == new.read_bytes()
+    versions = [n for n in library.list("trash") if "version" in n.name]
+    assert len(versions) == 1
+    with library.open_read(versions[0].path) as fh:
+        assert fh.read() == old
+
+
+def test_an_edit_that_does_not_decode_never_replaces_the_original(library: Library):
+    node = library.resolve("by-date/2021/04/30/IMG_0002.jpg")
+    old = node.source.read_bytes()
+    from photovfs.errors import BadMedia
+
+    with pytest.raises(BadMedia):
+        with library.begin_write(node.path) as up:
+            up.write(old[:200])
+            up.commit()
+    assert node.source.read_bytes() == old
+    assert library.list("trash") == []
+
+
+def test_viewers_write_nothing_and_uploaders_only_the_inbox(library: Library):
+    viewer, uploader = Actor("tv", "viewer"), Actor("phone", "uploader")
+    with pytest.raises(Forbidden):
+        library.mkdir("by-album/X", viewer)
+    with pytest.raises(Forbidden):
+        library.mkdir("by-album/X", uploader)
+    with pytest.raises(Forbidden):
+        library.begin_write("inbox/a.jpg", viewer)
+    library.begin_write("inbox/a.jpg", uploader).abort()
+
+
+def test_desktop_side_files_live_in_scratch_even_in_computed_views(library: Library):
+    with library.begin_write("by-date/2021/04/30/._IMG_0002.jpg") as up:
+        up.write(b"\x00\x05\x16\x07appledouble")
+        up.commit()
+    with library.begin_write("by-date/2021/.DS_Store") as up:
+        up.write(b"ds")
+        up.commit()
+    assert "._IMG_0002.jpg" in [n.name for n in library.list("by-date/2021/04/30")]
+    assert library.resolve("by-date/2021/.DS_Store").kind == "scratch"
+    library.remove("by-date/2021/.DS_Store")
+    with pytest.raises(NotFound):
+        library.resolve("by-date/2021/.DS_Store")
+
+
+def test_editor_safe_save_via_temporary_and_rename_is_an_edit(library: Library, tmp_path: Path):
+    node = library.resolve("by-date/2021/04/30/IMG_0002.jpg")
+    new = jpeg_with_date(tmp_path / "n.jpg", datetime(2021, 4, 30, 10, 0, 0), color=(9, 9, 9))
+    tmp_name = "by-date/2021/04/30/.goutputstream-ABC123"
+    with library.begin_write(tmp_name) as up:
+        up.write(new.read_bytes())
+        up.commit()
+    library.move(tmp_name, node.path, overwrite=True)
+    assert node.source.read_bytes() == new.read_bytes()
+    with pytest.raises(NotFound):
+        library.resolve(tmp_name)

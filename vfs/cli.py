@@ -1,0 +1,185 @@
+"""photovfs command line: scan | serve | mount | unmount | ls | ingest | status | trash | thumbs | user.
+
+argparse from the standard library; progress bars with tqdm on a terminal only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .errors import PhotoVFSError
+
+
+def _library_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("library", type=Path, help="the folder of photos (never modified by scan)")
+    p.add_argument("--config", type=Path, default=None, help="TOML config file")
+    p.add_argument("--state", type=Path, default=None,
+                   help="state folder (catalog, caches, trash); default LIBRARY/.photovfs")
+
+
+def _open(args: argparse.Namespace):
+    from .library import Library
+
+    if not args.library.is_dir():
+        raise SystemExit(f"photovfs: {args.library} is not a folder")
+    return Library.open(args.library, config_file=args.config, state_dir=args.state)
+
+
+def cmd_scan(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    lib = _open(args)
+    bar = tqdm(unit=" files", disable=not sys.stderr.isatty() or args.json, desc="scanning")
+    report = lib.scan(progress=bar.update)
+    bar.close()
+    lib.close()
+    if args.json:
+        print(json.dumps(report.__dict__, indent=2))
+        return 0
+    print(f"seen {report.seen}: {report.added} added, {report.updated} updated, "
+          f"{report.moved} moved, {report.removed} removed, {report.unchanged} unchanged")
+    for line in report.corrupt:
+        print(f"  corrupt: {line}")
+    for line in report.errors:
+        print(f"  error: {line}")
+    return 0
+
+
+def cmd_ls(args: argparse.Namespace) -> int:
+    lib = _open(args)
+    try:
+        node = lib.resolve(args.path)
+        nodes = lib.list(args.path) if node.is_dir else [node]
+    finally:
+        lib.close()
+    if args.json:
+        print(json.dumps([{"name": n.name, "dir": n.is_dir, "size": n.size, "path": n.path,
+                           "type": n.content_type} for n in nodes], indent=2))
+    else:
+        for n in nodes:
+            print(f"{n.name}/" if n.is_dir else f"{n.size:>12}  {n.name}")
+    return 0
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from .ingest.cli import run_ingest
+
+    return run_ingest(_open(args), args.paths, json_out=args.json)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .dav.server import serve
+
+    return serve(_open(args), host=args.host, port=args.port, cert=args.cert, key=args.key,
+                 scan=not args.no_scan)
+
+
+def cmd_mount(args: argparse.Namespace) -> int:
+    from .fuse.mount import mount
+
+    return mount(_open(args), args.mountpoint, allow_other=args.allow_other,
+                 foreground=True, scan=not args.no_scan)
+
+
+def cmd_unmount(args: argparse.Namespace) -> int:
+    from .fuse.mount import unmount
+
+    return unmount(args.mountpoint)
+
+
+def cmd_trash(args: argparse.Namespace) -> int:
+    from sqlalchemy import select
+
+    from .catalog.models import TrashItem
+
+    lib = _open(args)
+    with lib.session() as s:
+        items = s.scalars(select(TrashItem).order_by(TrashItem.deleted_at)).all()
+    if args.action == "list":
+        for i in items:
+            print(f"{i.id:>6}  {i.deleted_at:%Y-%m-%d %H:%M}  {i.kind:<8} {i.name}")
+    elif args.action == "restore":
+        wanted = {x for x in args.items}
+        for i in items:
+            if str(i.id) in wanted or i.name in wanted:
+                node = lib.restore(i.id, _admin())
+                print(f"restored {i.name} -> {node.path}")
+    elif args.action == "empty":
+        for i in items:
+            lib.purge(i.id, _admin())
+        print(f"purged {len(items)} items")
+    lib.close()
+    return 0
+
+
+def _admin():
+    from .roles import SYSTEM
+
+    return SYSTEM
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="photovfs", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("scan", help="index a library in place (incremental)")
+    _library_args(p)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_scan)
+
+    p = sub.add_parser("ls", help="list a virtual folder")
+    _library_args(p)
+    p.add_argument("path", nargs="?", default="/")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_ls)
+
+    p = sub.add_parser("serve", help="serve the library over WebDAV")
+    _library_args(p)
+    p.add_argument("--host", default=None)
+    p.add_argument("--port", type=int, default=None)
+    p.add_argument("--cert", type=Path, default=None)
+    p.add_argument("--key", type=Path, default=None)
+    p.add_argument("--no-scan", action="store_true", help="do not index on start")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("mount", help="mount the library with FUSE")
+    _library_args(p)
+    p.add_argument("mountpoint", type=Path)
+    p.add_argument("--allow-other", action="store_true")
+    p.add_argument("--no-scan", action="store_true")
+    p.set_defaults(func=cmd_mount)
+
+    p = sub.add_parser("unmount", help="unmount a FUSE mount")
+    p.add_argument("mountpoint", type=Path)
+    p.set_defaults(func=cmd_unmount)
+
+    p = sub.add_parser("ingest", help="file photos into the library as the inbox would")
+    _library_args(p)
+    p.add_argument("paths", nargs="+", type=Path)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser("trash", help="list, restore or empty the trash")
+    p.add_argument("action", choices=["list", "restore", "empty"])
+    _library_args(p)
+    p.add_argument("items", nargs="*", help="trash item ids or names to restore")
+    p.set_defaults(func=cmd_trash)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except PhotoVFSError as exc:
+        print(f"photovfs: {exc.reason}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,5 @@
+"""Inbox ingest: complete -> verify -> deduplicate -> file under the originals -> catalog."""
+
+from .pipeline import IngestResult, ingest_path
+
+__all__ = ["IngestResult", "ingest_path"]

@@ -1,0 +1,212 @@
+"""Indexing in place: walk the originals, read what changed, update the catalog.
+
+Never modifies, moves or renames a file. Incremental: a file whose size and mtime (and its sidecar's
+mtime) are unchanged is not read again. A file that disappeared from one place and appears with the
+same content elsewhere keeps its identity (row id, virtual names, albums, people). Work is committed in
+batches so that views fill while a scan runs.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import delete, select
+
+from .catalog.models import STATUS_TRASHED, Asset, Folder
+from .catalog.store import apply_facts, ensure_folder, link_facts, new_asset
+from .hashing import sha256_file
+from .metadata import extract, media_kind
+from .metadata.facts import Facts
+from .names import fs_to_text, is_side_file, text_to_fs
+
+SKIP_DIRS = {"@eaDir", "#recycle", "#snapshot", "$RECYCLE.BIN", "System Volume Information",
+             "lost+found", ".Trashes", ".Spotlight-V100", ".fseventsd"}
+BATCH = 200
+
+
+@dataclass
+class ScanReport:
+    seen: int = 0
+    added: int = 0
+    updated: int = 0
+    moved: int = 0
+    removed: int = 0
+    unchanged: int = 0
+    corrupt: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Found:
+    folder: str
+    filename: str
+    path: Path
+    size: int
+    mtime_ns: int
+    sidecar: Path | None
+    sidecar_mtime_ns: int | None
+    asset_id: int | None  # the row to update when the file changed
+
+
+def _sidecar(dirpath: str, name: str, names: set[str]) -> str | None:
+    stem = name.rpartition(".")[0]
+    for cand in (name + ".xmp", name + ".XMP", stem + ".xmp", stem + ".XMP"):
+        if cand in names:
+            return cand
+    return None
+
+
+def _walk(root: Path, skip: set[Path]) -> Iterator[tuple[str, list[str]]]:
+    """(relative folder as catalog text, media file names) for every folder, in a stable order."""
+    for dirpath, dirnames, filenames in os.walk(root):
+        here = Path(dirpath)
+        dirnames[:] = sorted(
+            d for d in dirnames
+            if not d.startswith(".") and d not in SKIP_DIRS and (here / d) not in skip
+        )
+        rel = os.path.relpath(dirpath, root)
+        folder = "" if rel == "." else fs_to_text(rel.replace(os.sep, "/"))
+        yield folder, sorted(filenames)
+
+
+class Scanner:
+    """One scan of a library; `run()` returns a report. Thread-safe against concurrent readers."""
+
+    def __init__(self, lib, progress: Callable[[int], None] | None = None, workers: int = 2):
+        self.lib = lib
+        self.progress = progress or (lambda n: None)
+        self.workers = workers
+        self.report = ScanReport()
+
+    def run(self) -> ScanReport:
+        root = self.lib.config.library
+        skip = {self.lib.config.state_dir}
+        changed: list[_Found] = []
+        missing: dict[int, str] = {}  # asset id -> sha256 of rows whose file is gone
+        visited: set[str] = set()
+        for folder, filenames in _walk(root, skip):
+            visited.add(folder)
+            self._compare_folder(root, folder, filenames, changed, missing)
+        self._missing_folders(visited, missing)
+        self._process(changed, missing)
+        self._remove(missing)
+        return self.report
+
+    def _compare_folder(self, root: Path, folder: str, filenames: list[str],
+                        changed: list[_Found], missing: dict[int, str]) -> None:
+        names = set(filenames)
+        with self.lib.session() as s:
+            rows = {
+                r.filename: r for r in s.execute(
+                    select(Asset.id, Asset.filename, Asset.size, Asset.mtime_ns,
+                           Asset.sidecar_mtime_ns, Asset.sha256, Asset.status)
+                    .where(Asset.folder == folder)
+                )
+            }
+        base = root / text_to_fs(folder) if folder else root
+        for raw in filenames:
+            name = fs_to_text(raw)
+            if is_side_file(raw) or media_kind(raw) is None:
+                continue
+            path = base / raw
+            try:
+                st = path.stat()
+            except OSError as exc:
+                self.report.errors.append(f"{folder}/{name}: {exc.strerror}")
+                continue
+            if not path.is_file():
+                continue
+            self.report.seen += 1
+            side = _sidecar(str(base), raw, names)
+            side_path = base / side if side else None
+            side_mtime = side_path.stat().st_mtime_ns if side_path else None
+            row = rows.pop(name, None)
+            if row is not None and row.status != STATUS_TRASHED and (
+                row.size == st.st_size and row.mtime_ns == st.st_mtime_ns
+                and row.sidecar_mtime_ns == side_mtime
+            ):
+                self.report.unchanged += 1
+                continue
+            changed.append(_Found(folder, name, path, st.st_size, st.st_mtime_ns, side_path,
+                                  side_mtime, row.id if row is not None else None))
+        for row in rows.values():
+            if row.status != STATUS_TRASHED:
+                missing[row.id] = row.sha256
+
+    def _missing_folders(self, visited: set[str], missing: dict[int, str]) -> None:
+        """Assets in folders the walk never reached (the folder was deleted or renamed)."""
+        with self.lib.session() as s:
+            folders = set(s.scalars(select(Asset.folder).distinct()))
+            for folder in folders - visited:
+                for aid, sha in s.execute(
+                    select(Asset.id, Asset.sha256).where(
+                        Asset.folder == folder, Asset.status != STATUS_TRASHED)
+                ):
+                    missing[aid] = sha
+            gone = set(s.scalars(select(Folder.path))) - visited
+        if gone:
+            with self.lib.write() as s:
+                s.execute(delete(Folder).where(Folder.path.in_(gone)))
+
+    def _read(self, found: _Found) -> tuple[_Found, str | None, Facts | None, str | None]:
+        try:
+            digest = sha256_file(found.path)
+        except OSError as exc:
+            return found, None, None, f"unreadable: {exc.strerror or exc}"
+        return found, digest, extract(found.path, found.sidecar), None
+
+    def _process(self, changed: list[_Found], missing: dict[int, str]) -> None:
+        by_hash: dict[str, list[int]] = {}
+        for aid, sha in missing.items():
+            by_hash.setdefault(sha, []).append(aid)
+        done = 0
+        with ThreadPoolExecutor(self.workers) as pool:
+            for start in range(0, len(changed), BATCH):
+                batch = list(pool.map(self._read, changed[start:start + BATCH]))
+                with self.lib.write() as s:
+                    for found, digest, facts, err in batch:
+                        self._store(s, found, digest, facts, err, by_hash, missing)
+                done += len(batch)
+                self.progress(len(batch))
+
+    def _store(self, s, found: _Found, digest: str | None, facts: Facts | None,
+               err: str | None, by_hash: dict[str, list[int]], missing: dict[int, str]) -> None:
+        label = f"{found.folder}/{found.filename}".lstrip("/")
+        if digest is None or facts is None:
+            self.report.errors.append(f"{label}: {err}")
+            return
+        if not facts.ok:
+            self.report.corrupt.append(f"{label}: {facts.error}")
+        asset = s.get(Asset, found.asset_id) if found.asset_id else None
+        if asset is None and by_hash.get(digest):
+            aid = by_hash[digest].pop(0)
+            missing.pop(aid, None)
+            asset = s.get(Asset, aid)
+            asset.folder, asset.filename = found.folder, found.filename
+            ensure_folder(s, found.folder)
+            self.report.moved += 1
+        elif asset is None:
+            asset = new_asset(s, found.folder, found.filename, digest, found.size,
+                              found.mtime_ns, facts)
+            asset.sidecar_mtime_ns = found.sidecar_mtime_ns
+            self.report.added += 1
+            return
+        else:
+            self.report.updated += 1
+        asset.sha256, asset.size, asset.mtime_ns = digest, found.size, found.mtime_ns
+        asset.sidecar_mtime_ns = found.sidecar_mtime_ns
+        apply_facts(s, asset, facts)
+        link_facts(s, asset, facts)
+
+    def _remove(self, missing: dict[int, str]) -> None:
+        if not missing:
+            return
+        ids = list(missing)
+        with self.lib.write() as s:
+            for start in range(0, len(ids), 500):
+                s.execute(delete(Asset).where(Asset.id.in_(ids[start:start + 500])))
+        self.report.removed += len(ids)

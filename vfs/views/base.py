@@ -1,0 +1,113 @@
+"""The small set of verbs every root folder answers; each view says what a verb means there.
+
+A view gets the path components below its root folder (`rest`) and builds nodes whose `path` is the
+full virtual path. Writes default to ReadOnly with a short reason, so a computed view refuses what it
+does not give a meaning to, and WebDAV and FUSE refuse it identically.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sqlalchemy import Select, select
+
+from ..catalog.models import VISIBLE, Asset
+from ..errors import NotFound, ReadOnly
+from ..names import join, text_to_fs
+from ..node import Node
+from ..roles import Actor
+
+if TYPE_CHECKING:
+    from ..library import Library
+
+ASSET_COLUMNS = (Asset.id, Asset.vname, Asset.folder, Asset.filename, Asset.size, Asset.mtime_ns,
+                 Asset.mime, Asset.sha256)
+
+
+class View:
+    """A root folder family (by-date, by-album, ...)."""
+
+    name = ""
+    readonly_reason = "this folder is computed from the catalog"
+
+    def __init__(self, lib: Library) -> None:
+        self.lib = lib
+
+    # ---- reads -------------------------------------------------------------------------------
+    def resolve(self, rest: tuple[str, ...]) -> Node:
+        raise NotFound()
+
+    def list(self, rest: tuple[str, ...]) -> list[Node]:
+        raise NotFound()
+
+    # ---- writes (refused unless a view gives them a meaning) --------------------------------
+    def accept(self, rest: tuple[str, ...], tmp: Path, actor: Actor) -> Node:
+        """A complete file arrives at `rest` (PUT, FUSE close, rename of a temporary over it)."""
+        node = self._existing(rest)
+        if node is not None and node.asset_id is not None:
+            return self.lib.edit(node.asset_id, tmp, actor)
+        raise ReadOnly(f"{self.name}: {self.readonly_reason}; upload into inbox/ instead")
+
+    def mkdir(self, rest: tuple[str, ...], actor: Actor) -> Node:
+        raise ReadOnly(f"{self.name}: {self.readonly_reason}")
+
+    def remove(self, rest: tuple[str, ...], node: Node, actor: Actor) -> None:
+        """DELETE / unlink of a file, or DELETE / rm -r of a folder."""
+        raise ReadOnly(f"{self.name}: {self.readonly_reason}")
+
+    def add(self, rest: tuple[str, ...], src: Node, actor: Actor) -> Node:
+        """COPY/MOVE/link of an existing asset to `rest` (by reference)."""
+        raise ReadOnly(f"{self.name}: {self.readonly_reason}")
+
+    def rename(self, rest: tuple[str, ...], dst: tuple[str, ...], node: Node,
+               actor: Actor) -> Node:
+        """MOVE / rename within this view."""
+        raise ReadOnly(f"{self.name}: {self.readonly_reason}")
+
+    # ---- helpers -----------------------------------------------------------------------------
+    def _existing(self, rest: tuple[str, ...]) -> Node | None:
+        try:
+            return self.resolve(rest)
+        except NotFound:
+            return None
+
+    def vpath(self, *parts: str) -> str:
+        return join((self.name, *parts))
+
+    def folder(self, *parts: str, mtime: float = 0.0, writable: bool = False) -> Node:
+        return Node(path=self.vpath(*parts), name=parts[-1] if parts else self.name, is_dir=True,
+                    mtime=mtime, writable=writable)
+
+    def asset_node(self, row, *parts: str, name: str | None = None) -> Node:
+        """A node for an asset row selected with ASSET_COLUMNS."""
+        name = name or row.vname
+        return Node(
+            path=self.vpath(*parts, name), name=name, is_dir=False, kind="asset",
+            size=row.size, mtime=row.mtime_ns / 1e9, content_type=row.mime,
+            etag=f"{row.sha256[:32]}", asset_id=row.id,
+            source=self.lib.original_path(row.folder, row.filename), writable=True,
+        )
+
+    def assets(self, query: Select, *parts: str) -> list[Node]:
+        with self.lib.session() as s:
+            rows = s.execute(query.order_by(Asset.vname)).all()
+        return [self.asset_node(r, *parts) for r in rows]
+
+    def asset_by_vname(self, query: Select, name: str, *parts: str) -> Node:
+        from ..names import name_key
+
+        with self.lib.session() as s:
+            row = s.execute(query.where(Asset.vname_key == name_key(name))).first()
+        if row is None:
+            raise NotFound()
+        return self.asset_node(row, *parts)
+
+
+def visible_assets() -> Select:
+    return select(*ASSET_COLUMNS).where(Asset.status.in_(VISIBLE))
+
+
+def original_path(root: Path, folder: str, filename: str) -> Path:
+    rel = f"{folder}/{filename}" if folder else filename
+    return root / text_to_fs(rel)

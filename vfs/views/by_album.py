@@ -1,0 +1,119 @@
+"""by-album/: albums and album groups, the folders a user makes with mkdir and fills with cp.
+
+Membership is by reference: adding a photo copies no bytes, removing one never touches the original.
+Removing an album sends its membership to trash, restorable whole.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+
+from ..catalog.models import Album, AlbumAsset, Asset
+from ..catalog.store import album_by_path
+from ..errors import Exists, InvalidName, NotFound
+from ..names import is_side_file, join, name_key
+from ..node import Node
+from ..roles import Actor
+from .base import View, visible_assets
+
+
+class ByAlbum(View):
+    name = "by-album"
+    readonly_reason = "by-album"
+
+    def _album(self, rest: tuple[str, ...]) -> Album | None:
+        if not rest:
+            return None
+        with self.lib.session() as s:
+            return s.scalar(select(Album).where(Album.path_key == name_key(join(rest)),
+                                                Album.trashed.is_(False)))
+
+    def _members(self, album_id: int):
+        return visible_assets().join(AlbumAsset, AlbumAsset.asset_id == Asset.id).where(
+            AlbumAsset.album_id == album_id)
+
+    def resolve(self, rest: tuple[str, ...]) -> Node:
+        if not rest:
+            return self.folder(writable=True)
+        album = self._album(rest)
+        if album is not None:
+            return self.folder(*album.path.split("/"), mtime=album.created_at.timestamp(),
+                               writable=True)
+        parent = self._album(rest[:-1])
+        if parent is None:
+            raise NotFound()
+        return self.asset_by_vname(self._members(parent.id), rest[-1], *parent.path.split("/"))
+
+    def list(self, rest: tuple[str, ...]) -> list[Node]:
+        node = self.resolve(rest)
+        if not node.is_dir:
+            raise NotFound()
+        parts = tuple(node.path.split("/")[1:])
+        with self.lib.session() as s:
+            children = s.scalars(select(Album).where(Album.parent == join(parts),
+                                                     Album.trashed.is_(False))).all()
+        folders = [self.folder(*a.path.split("/"), mtime=a.created_at.timestamp(), writable=True)
+                   for a in sorted(children, key=lambda a: a.path)]
+        if not parts:
+            return folders
+        album = self._album(parts)
+        assert album is not None
+        return folders + self.assets(self._members(album.id), *parts)
+
+    # ---- writes ------------------------------------------------------------------------------
+    def mkdir(self, rest: tuple[str, ...], actor: Actor) -> Node:
+        if not rest:
+            raise Exists()
+        if is_side_file(rest[-1]):
+            raise InvalidName("that name is reserved for temporary files")
+        if self._album(rest) is not None:
+            raise Exists("that album exists")
+        if len(rest) > 1 and self._album(rest[:-1]) is None:
+            raise NotFound("the album group does not exist")
+        with self.lib.write() as s:
+            album_by_path(s, join(rest))
+        return self.resolve(rest)
+
+    def add(self, rest: tuple[str, ...], src: Node, actor: Actor) -> Node:
+        album = self._album(rest[:-1])
+        if album is None:
+            raise NotFound("no such album")
+        self.lib.add_to_album(album.id, src.asset_id)
+        return self.asset_by_vname(self._members(album.id), self.lib.vname(src.asset_id),
+                                   *album.path.split("/"))
+
+    def accept(self, rest, tmp, actor) -> Node:
+        existing = self._existing(rest)
+        if existing is not None and existing.asset_id is not None:
+            return self.lib.edit(existing.asset_id, tmp, actor)
+        album = self._album(rest[:-1])
+        if album is None:
+            raise NotFound("no such album")
+        asset_id = self.lib.ingest_file(tmp, rest[-1], actor)
+        self.lib.add_to_album(album.id, asset_id)
+        return self.asset_by_vname(self._members(album.id), self.lib.vname(asset_id),
+                                   *album.path.split("/"))
+
+    def remove(self, rest, node, actor) -> None:
+        if not rest:
+            raise NotFound()
+        if node.is_dir:
+            self.lib.trash_album(join(rest), actor)
+            return
+        album = self._album(rest[:-1])
+        assert album is not None and node.asset_id is not None
+        self.lib.remove_from_album(album.id, node.asset_id, actor)
+
+    def rename(self, rest, dst, node, actor) -> Node:
+        if not node.is_dir or not rest:
+            raise InvalidName("move a photo into an album to add it; rename albums, not photos")
+        if not dst:
+            raise InvalidName("by-album itself cannot be renamed")
+        self.lib.rename_album(join(rest), join(dst), actor)
+        return self.resolve(dst)
+
+
+def now() -> datetime:
+    return datetime.now()

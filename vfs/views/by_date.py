@@ -1,0 +1,59 @@
+"""by-date/YYYY/MM/DD/: every visible asset once, in the folder of its capture date."""
+
+from __future__ import annotations
+
+from ..catalog.models import Asset
+from ..catalog.queries import distinct_ints
+from ..errors import NotFound
+from ..node import Node
+from .base import View, visible_assets
+
+WIDTHS = (4, 2, 2)
+COLUMNS = (Asset.year, Asset.month, Asset.day)
+
+
+def _parse(rest: tuple[str, ...]) -> tuple[int, ...]:
+    values = []
+    for part, width in zip(rest, WIDTHS, strict=False):
+        if len(part) != width or not part.isdigit():
+            raise NotFound()
+        values.append(int(part))
+    return tuple(values)
+
+
+class ByDate(View):
+    name = "by-date"
+    readonly_reason = "by-date is computed from capture dates"
+
+    def _where(self, values: tuple[int, ...]) -> list:
+        return [col == v for col, v in zip(COLUMNS, values, strict=False)]
+
+    def resolve(self, rest: tuple[str, ...]) -> Node:
+        if len(rest) <= 3:
+            values = _parse(rest)
+            if values:
+                with self.lib.session() as s:
+                    found = distinct_ints(s, COLUMNS[len(values) - 1], *self._where(values[:-1]))
+                if values[-1] not in found:
+                    raise NotFound()
+            return self.folder(*rest)
+        if len(rest) == 4:
+            values = _parse(rest[:3])
+            return self.asset_by_vname(visible_assets().where(*self._where(values)), rest[3],
+                                       *rest[:3])
+        raise NotFound()
+
+    def list(self, rest: tuple[str, ...]) -> list[Node]:
+        self.resolve(rest)
+        values = _parse(rest)
+        if len(values) == 3:
+            return self.assets(visible_assets().where(*self._where(values)), *rest)
+        with self.lib.session() as s:
+            found = distinct_ints(s, COLUMNS[len(values)], *self._where(values))
+        width = WIDTHS[len(values)]
+        return [self.folder(*rest, f"{v:0{width}d}") for v in found]
+
+    def remove(self, rest, node, actor) -> None:
+        if node.is_dir:
+            super().remove(rest, node, actor)
+        self.lib.trash_asset(node.asset_id, actor)

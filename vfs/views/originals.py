@@ -1,0 +1,62 @@
+"""originals/: the real layout of the library on disk, listed from the catalog (no disk walk)."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from ..catalog.models import Asset, Folder
+from ..errors import NotFound
+from ..names import join
+from ..node import Node
+from .base import View, visible_assets
+
+
+class Originals(View):
+    name = "originals"
+    readonly_reason = "originals"
+
+    def _is_folder(self, folder: str) -> bool:
+        if not folder:
+            return True
+        with self.lib.session() as s:
+            return s.scalar(select(Folder.id).where(Folder.path == folder)) is not None
+
+    def _file_node(self, row, rest: tuple[str, ...]) -> Node:
+        return self.asset_node(row, *rest[:-1], name=row.filename)
+
+    def resolve(self, rest: tuple[str, ...]) -> Node:
+        if self._is_folder(join(rest)):
+            return self.folder(*rest, writable=True)
+        folder = join(rest[:-1])
+        with self.lib.session() as s:
+            row = s.execute(visible_assets().where(Asset.folder == folder,
+                                                   Asset.filename == rest[-1])).first()
+        if row is None:
+            raise NotFound()
+        return self._file_node(row, rest)
+
+    def list(self, rest: tuple[str, ...]) -> list[Node]:
+        node = self.resolve(rest)
+        if not node.is_dir:
+            raise NotFound()
+        folder = join(rest)
+        with self.lib.session() as s:
+            subs = s.scalars(select(Folder.name).where(Folder.parent == folder)).all()
+            rows = s.execute(visible_assets().where(Asset.folder == folder)
+                             .order_by(Asset.filename)).all()
+        return [self.folder(*rest, n, writable=True) for n in sorted(subs)] + [
+            self._file_node(r, (*rest, r.filename)) for r in rows
+        ]
+
+    def remove(self, rest, node, actor) -> None:
+        if node.is_dir:
+            self.lib.remove_original_folder(join(rest), actor)
+            return
+        self.lib.trash_asset(node.asset_id, actor)
+
+    def mkdir(self, rest, actor) -> Node:
+        return self.lib.make_original_folder(join(rest), actor)
+
+    def rename(self, rest, dst, node, actor) -> Node:
+        self.lib.move_original(join(rest), join(dst), node.is_dir, actor)
+        return self.resolve(dst)

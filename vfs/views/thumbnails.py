@@ -1,0 +1,68 @@
+"""thumbnails/: a mirror of the other views holding an upright JPEG rendition of every asset.
+
+Sizes are exact wherever they are reported, so a listing first makes the renditions that are missing
+(in parallel) and only then answers with their real byte sizes.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from ..catalog.models import Asset
+from ..errors import NotFound
+from ..node import Node
+from .base import View
+
+MIRRORED = ("by-date", "by-person", "by-place", "by-album", "originals")
+
+
+class Thumbnails(View):
+    name = "thumbnails"
+    readonly_reason = "thumbnails are made from the originals"
+
+    def _mirrored(self) -> list[str]:
+        return [v for v in MIRRORED if v in self.lib.views]
+
+    def _rendition(self, src: Node, parts: tuple[str, ...], tname: str) -> Node:
+        return self.lib.rendition_node(src, self.vpath(*parts, tname))
+
+    def _tnames(self, ids: list[int]) -> dict[int, tuple[str, str]]:
+        with self.lib.session() as s:
+            rows = s.execute(select(Asset.id, Asset.tname, Asset.media_type)
+                             .where(Asset.id.in_(ids))).all()
+        return {r.id: (r.tname, r.media_type) for r in rows}
+
+    def resolve(self, rest: tuple[str, ...]) -> Node:
+        if not rest:
+            return self.folder()
+        if rest[0] not in self._mirrored():
+            raise NotFound()
+        view = self.lib.views[rest[0]]
+        try:
+            node = view.resolve(rest[1:])
+            if node.is_dir:
+                return self.folder(*rest)
+        except NotFound:
+            pass
+        # a file name in the mirror is the rendition name: find it among the folder's assets
+        for child in self.list(rest[:-1]):
+            if child.name == rest[-1] or child.name.casefold() == rest[-1].casefold():
+                return child
+        raise NotFound()
+
+    def list(self, rest: tuple[str, ...]) -> list[Node]:
+        if not rest:
+            return [self.folder(v) for v in self._mirrored()]
+        if rest[0] not in self._mirrored():
+            raise NotFound()
+        children = self.lib.views[rest[0]].list(rest[1:])
+        files = [c for c in children if not c.is_dir and c.asset_id is not None]
+        names = self._tnames([c.asset_id for c in files])
+        self.lib.prepare_renditions([c for c in files if c.asset_id in names])
+        out = [self.folder(*rest, c.name) for c in children if c.is_dir]
+        for c in files:
+            if c.asset_id in names:
+                node = self._rendition(c, rest, names[c.asset_id][0])
+                if node is not None:
+                    out.append(node)
+        return out
