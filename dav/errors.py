@@ -50,7 +50,7 @@ def to_dav_error(exc: BaseException, method: str = "") -> DAVError:
     if isinstance(exc, DAVError):
         return exc
     if isinstance(exc, e.PhotoVFSError):
-        return DAVError(status_for(exc, method), context_info=exc.reason, src_exception=exc)
+        return DAVError(status_for(exc, method), context_info=exc.reason)
     if isinstance(exc, OSError):
         import errno
 

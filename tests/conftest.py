@@ -8,9 +8,8 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from PIL import Image
-
 from photovfs.library import Library
+from PIL import Image
 
 CORPUS = Path(os.environ.get("PHOTOVFS_CORPUS", Path(__file__).resolve().parents[2] / "shared" / "corpus"))
 

@@ -12,14 +12,12 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import inspect, select, text
-
+from conftest import jpeg_with_date
 from photovfs.catalog.models import Asset
 from photovfs.config import ConfigError, load_config
 from photovfs.errors import InvalidName, NotAFolder, NotFound, ReadOnly
 from photovfs.library import Library
-
-from conftest import jpeg_with_date
+from sqlalchemy import inspect, select, text
 
 
 def _fingerprint(root: Path) -> dict[str, tuple[str, int, int]]:

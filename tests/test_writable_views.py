@@ -6,12 +6,10 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-
+from conftest import jpeg_with_date
 from photovfs.errors import Exists, Forbidden, NotFound
 from photovfs.library import Library
 from photovfs.roles import Actor
-
-from conftest import jpeg_with_date
 
 
 def test_mkdir_and_copy_make_an_album_by_reference(library: Library, photo_dir: Path):
@@ -153,3 +151,15 @@ def test_editor_safe_save_via_temporary_and_rename_is_an_edit(library: Library, 
     assert node.source.read_bytes() == new.read_bytes()
     with pytest.raises(NotFound):
         library.resolve(tmp_name)
+
+
+def test_expired_trash_items_are_purged_and_fresh_ones_kept(library: Library):
+    from datetime import timedelta
+
+    node = library.resolve("by-date/2021/04/30/IMG_0002.jpg")
+    library.remove(node.path)
+    assert library.purge_expired() == 0
+    assert len(library.list("trash")) == 1
+    later = datetime.now() + timedelta(days=library.config.trash.retention_days + 1)
+    assert library.purge_expired(later) == 1
+    assert library.list("trash") == []

@@ -279,6 +279,7 @@ class Library:
         move_original,
         prepare_renditions,
         purge,
+        purge_expired,
         remove_from_album,
         remove_original_folder,
         rename_album,

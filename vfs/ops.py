@@ -449,3 +449,16 @@ def rendition_node(self: Library, src: Node, vpath: str) -> Node | None:
     return Node(path=vpath, name=vpath.rsplit("/", 1)[-1], is_dir=False, kind="rendition",
                 size=st.st_size, mtime=src.mtime, content_type="image/jpeg",
                 etag=f"{src.etag}-r{size}", asset_id=src.asset_id, source=path)
+
+
+# ---- housekeeping --------------------------------------------------------------------------------
+def purge_expired(self: Library, now: datetime | None = None) -> int:
+    """Delete trash items past their retention; servers call this periodically. Returns count."""
+    from .roles import SYSTEM
+
+    now = now or datetime.now()
+    with self.session() as s:
+        ids = list(s.scalars(select(TrashItem.id).where(TrashItem.expires_at <= now)))
+    for item_id in ids:
+        purge(self, item_id, SYSTEM)
+    return len(ids)

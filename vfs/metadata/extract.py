@@ -17,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pillow_heif
-from PIL import Image, IptcImagePlugin
+from PIL import Image, IptcImagePlugin, UnidentifiedImageError
 
 from . import exif as exif_mod
 from .dates import filename_datetime, parse_exif_datetime, parse_offset
@@ -51,7 +51,11 @@ class _Sources:
 
 
 def short_reason(exc: BaseException) -> str:
-    """One line for Facts.error: exception text without paths, bounded in length."""
+    """One line for Facts.error: exception text without file names, bounded in length."""
+    if isinstance(exc, UnidentifiedImageError):
+        return "unknown or damaged image format"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
     text = str(exc).split("\n", 1)[0].strip() or type(exc).__name__
     return text[:120]
 
@@ -129,7 +133,9 @@ def _read_still(path: Path, ext: str, size: int, facts: Facts, src: _Sources) ->
         try:
             im = _open_image(fh)
         except Image.DecompressionBombError:
-            facts.error = None  # valid but huge: verify() reports TooLarge; EXIF via exifread
+            # Valid but huge: verify() reports TooLarge. Metadata is still wanted.
+            if ext in HEIF_EXTS:
+                _read_heif_direct(path, facts, src)
         except Exception as exc:
             facts.ok = False
             facts.error = (
@@ -147,6 +153,22 @@ def _read_still(path: Path, ext: str, size: int, facts: Facts, src: _Sources) ->
         src.exif.fill_from(
             exif_mod.safe(exif_mod.from_exifread, _head(path, exif_mod.EXIFREAD_MAX_BYTES))
         )
+
+
+def _read_heif_direct(path: Path, facts: Facts, src: _Sources) -> None:
+    """HEIF metadata straight from pillow-heif, bypassing Pillow's decompression-bomb check.
+
+    The raw EXIF here still carries the original orientation (the Pillow plugin resets it to 1).
+    """
+    heif = pillow_heif.open_heif(path)
+    facts.width, facts.height = heif.size
+    blob = heif.info.get("exif")
+    if isinstance(blob, bytes):
+        src.exif = exif_mod.safe(exif_mod.from_exif_bytes, blob)
+        src.orientation = src.exif.orientation
+    xmp = heif.info.get("xmp")
+    if isinstance(xmp, bytes):
+        src.extra_packets.append(xmp)
 
 
 def _exif_gaps(info: ExifInfo) -> bool:
@@ -261,7 +283,7 @@ def _raf_preview(path: Path, head: bytes) -> bytes | None:
 def _safe_embedded_xmp(path: Path, extra: list[bytes]) -> XmpData | None:
     """Embedded XMP: Pillow's copy first, else a scan of the file's head and tail."""
     try:
-        packets = list(extra)
+        packets = [p for blob in extra for p in find_packets(blob)]
         if not packets:
             with open(path, "rb") as fh:
                 head = fh.read(XMP_HEAD_BYTES)
@@ -348,7 +370,7 @@ def _resolve_date(
     if taken:
         facts.taken_at, facts.taken_source = taken, "filename"
     elif mtime is not None:
-        facts.taken_at, facts.taken_source = datetime.fromtimestamp(mtime), "mtime"
+        facts.taken_at, facts.taken_source = datetime.fromtimestamp(int(mtime)), "mtime"
 
 
 def _offset_from_xmp(taken: datetime, xmps: list[XmpData]) -> int | None:
@@ -367,7 +389,7 @@ def _resolve_people(facts: Facts, src: _Sources) -> None:
     people = side.people or emb.people
     raw_regions = side.regions or emb.regions
     albums = side.albums or emb.albums
-    keywords = side.keywords or (emb.keywords | src.iptc_keywords)
+    keywords = side.keywords or emb.keywords or src.iptc_keywords  # MWG: XMP wins over IPTC
     facts.people = sorted(people)
     facts.albums = sorted(albums)
     facts.keywords = sorted(keywords - people - albums)
