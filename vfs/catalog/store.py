@@ -129,15 +129,17 @@ def album_by_path(session: Session, path: str, *, create: bool = True) -> Album 
 
 def link_facts(session: Session, asset: Asset, facts: Facts) -> None:
     """Replace the XMP-derived people and keywords of an asset; add XMP albums (never remove)."""
-    session.execute(
-        delete(AssetPerson).where(AssetPerson.asset_id == asset.id, AssetPerson.source == "xmp")
-    )
+    # rejected links ("this is not P") are kept forever, whatever the XMP says
     rejected = set(
         session.scalars(
             select(AssetPerson.person_id).where(
                 AssetPerson.asset_id == asset.id, AssetPerson.rejected.is_(True)
             )
         )
+    )
+    session.execute(
+        delete(AssetPerson).where(AssetPerson.asset_id == asset.id, AssetPerson.source == "xmp",
+                                  AssetPerson.rejected.is_(False))
     )
     regions = {r.name: r for r in facts.regions if r.name}
     for name in sorted(set(facts.people) | set(regions)):
