@@ -100,8 +100,14 @@ def make_jpeg(
 ) -> Path:
     """A small JPEG with the given EXIF and (optionally) an embedded XMP packet."""
     exif = exif_block(
-        taken=taken, offset=offset, digitized=digitized, modified=modified, gps=gps,
-        orientation=orientation, make=make, model=model,
+        taken=taken,
+        offset=offset,
+        digitized=digitized,
+        modified=modified,
+        gps=gps,
+        orientation=orientation,
+        make=make,
+        model=model,
     )
     kwargs: dict = {"exif": exif.tobytes()} if len(exif) else {}
     if xmp is not None:
@@ -153,7 +159,7 @@ def xmp_packet(*descriptions: str) -> str:
         '<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>\n'
         '<x:xmpmeta xmlns:x="adobe:ns:meta/">\n'
         '<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">\n'
-        f"{body}\n</rdf:RDF>\n</x:xmpmeta>\n<?xpacket end=\"w\"?>"
+        f'{body}\n</rdf:RDF>\n</x:xmpmeta>\n<?xpacket end="w"?>'
     )
 
 
@@ -243,7 +249,9 @@ def make_mp4(
     children = [_box(b"mvhd", mvhd)]
     if xyz is not None:
         text = xyz.encode()
-        children.append(_box(b"udta", _box(b"\xa9xyz", struct.pack(">HH", len(text), 0x15C7) + text)))
+        children.append(
+            _box(b"udta", _box(b"\xa9xyz", struct.pack(">HH", len(text), 0x15C7) + text))
+        )
     if apple:
         keys = b"".join(_box(b"mdta", k.encode()) for k in apple)
         ilst = b"".join(

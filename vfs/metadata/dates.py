@@ -104,7 +104,7 @@ _NAME_DATE_PREFIXED = re.compile(r"(?:^|[A-Za-z][-_])((?:18|19|20)\d{2})(\d{2})(
 def filename_datetime(name: str) -> datetime | None:
     """The capture time encoded in a file name by phones, messengers and screenshot tools."""
     for m in _NAME_DATETIME.finditer(name):
-        y, _, mo, d, h, mi, _, s = m.groups()
+        y, _, mo, d, h, _, mi, s = m.groups()
         dt = make_datetime(int(y), int(mo), int(d), int(h), int(mi), int(s))
         if dt is not None:
             return dt

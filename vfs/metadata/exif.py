@@ -65,7 +65,8 @@ def clean_text(value: Any) -> str | None:
         value = value[0] if len(value) == 1 else None
     if not isinstance(value, str):
         return None
-    value = value.strip("\x00 ").split("\x00", 1)[0].strip()  # C strings: whatever follows a NUL is padding
+    # C strings: whatever follows the first NUL is padding or garbage
+    value = value.strip("\x00 ").split("\x00", 1)[0].strip()
     return value or None
 
 

@@ -177,6 +177,13 @@ def _exif_gaps(info: ExifInfo) -> bool:
 
 
 def _from_pillow_image(im: Image.Image, facts: Facts, src: _Sources) -> None:
+    """Size, EXIF, XMP and IPTC from an opened (not decoded) image.
+
+    HEIF/AVIF: pillow-heif applies the container's rotation itself, so its decoded pixels (and
+    `im.size`) are already upright and it rewrites EXIF Orientation to 1. The orientation recorded
+    here is the original one (`info["original_orientation"]`), which is what region metadata
+    refers to; consumers must not rotate pillow-heif output a second time.
+    """
     facts.width, facts.height = im.size
     src.exif = exif_mod.safe(exif_mod.from_pillow, im)
     original = valid_orientation(im.info.get("original_orientation"))
