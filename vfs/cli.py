@@ -67,7 +67,14 @@ def cmd_ls(args: argparse.Namespace) -> int:
 def cmd_ingest(args: argparse.Namespace) -> int:
     from .ingest.cli import run_ingest
 
-    return run_ingest(_open(args), args.paths, json_out=args.json)
+    return run_ingest(_open(args), args.paths, json_out=args.json, workers=args.workers,
+                      watch=args.watch)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from .ingest.cli import print_status
+
+    return print_status(_open(args), json_out=args.json)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -115,6 +122,14 @@ def cmd_trash(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export_metadata(args: argparse.Namespace) -> int:
+    lib = _open(args)
+    written = lib.sidecars.export_all()
+    lib.close()
+    print(f"wrote {written} sidecars")
+    return 0
+
+
 def _admin():
     from .roles import SYSTEM
 
@@ -158,15 +173,39 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("ingest", help="file photos into the library as the inbox would")
     _library_args(p)
-    p.add_argument("paths", nargs="+", type=Path)
+    p.add_argument("paths", nargs="*", type=Path, help="files or folders (default: the inbox)")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--workers", type=int, default=2, help="files verified in parallel")
+    p.add_argument("--watch", action="store_true", help="then keep watching the inbox")
     p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser("status", help="the inbox queue: pending, failed, not media, recent")
+    _library_args(p)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("export-metadata",
+                       help="write people, albums and keywords of every photo to XMP sidecars")
+    _library_args(p)
+    p.set_defaults(func=cmd_export_metadata)
 
     p = sub.add_parser("trash", help="list, restore or empty the trash")
     p.add_argument("action", choices=["list", "restore", "empty"])
     _library_args(p)
     p.add_argument("items", nargs="*", help="trash item ids or names to restore")
     p.set_defaults(func=cmd_trash)
+
+    from .users import cmd_user
+
+    p = sub.add_parser("user", help="add, remove or list the users of `serve` (WebDAV)")
+    p.add_argument("action", choices=["add", "remove", "list"])
+    _library_args(p)
+    p.add_argument("name", nargs="?", help="user name (add, remove)")
+    p.add_argument("--role", default="member", choices=["admin", "member", "viewer", "uploader"])
+    p.add_argument("--password-stdin", action="store_true",
+                   help="read the password from the first line of stdin (no prompt)")
+    p.add_argument("--replace", action="store_true", help="change an existing user's password/role")
+    p.set_defaults(func=cmd_user)
     return parser
 
 

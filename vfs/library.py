@@ -38,6 +38,10 @@ from .views import VIEW_CLASSES
 from .views.base import View, original_path
 
 
+#: views where an empty upload waits as a placeholder for its content (see commit_file)
+PLACEHOLDER_VIEWS = ("by-album",)
+
+
 class Library:
     """A photo library: its configuration, catalog and views. Build one per process."""
 
@@ -55,7 +59,13 @@ class Library:
             name: VIEW_CLASSES[name](self) for name in config.views.enabled if name in VIEW_CLASSES
         }
         self._renditions = None
+        from .sidecars import SidecarWriter
+
+        self.sidecars = SidecarWriter(self)
         self.on_inbox: Callable[[Path, Actor], None] | None = None
+        from .ingest import attach  # replays the ingest journal, sets on_inbox
+
+        attach(self)
 
     @classmethod
     def open(cls, library: Path | str, *, config_file: Path | None = None,
@@ -63,6 +73,7 @@ class Library:
         return cls(load_config(Path(library), config_file=config_file, state_dir=state_dir))
 
     def close(self) -> None:
+        self.sidecars.flush()
         if self._renditions is not None:
             self._renditions.close()
         self.engine.dispose()
@@ -98,7 +109,12 @@ class Library:
             return Node(path="", name="", is_dir=True)
         if self._scratch_folder(parts):
             return self.scratch.node(join(parts[:-1]), parts[-1])
-        return self._view(parts).resolve(parts[1:])
+        try:
+            return self._view(parts).resolve(parts[1:])
+        except NotFound:
+            if len(parts) >= 2 and parts[0] in PLACEHOLDER_VIEWS:
+                return self.scratch.node(join(parts[:-1]), parts[-1])  # an empty placeholder
+            raise
 
     def list(self, path: str) -> list[Node]:
         """The children of a folder (NotAFolder for a file)."""
@@ -169,7 +185,19 @@ class Library:
             return self.scratch.put(join(parts[:-1]), parts[-1], tmp)
         check_write(actor, parts[0])
         self._parent_dir(parts)
-        return self._view(parts).accept(parts[1:], tmp, actor)
+        folder = join(parts[:-1])
+        if parts[0] in PLACEHOLDER_VIEWS and tmp.stat().st_size == 0:
+            # Windows (and LOCK on a new URL) create an empty file before writing the content:
+            # it waits in the scratch area as a placeholder and never becomes a photo.
+            if self._view(parts)._existing(parts[1:]) is None:
+                return self.scratch.put(folder, parts[-1], tmp)
+        node = self._view(parts).accept(parts[1:], tmp, actor)
+        if parts[0] in PLACEHOLDER_VIEWS:
+            try:
+                self.scratch.remove(folder, parts[-1])  # the content arrived
+            except NotFound:
+                pass
+        return node
 
     def mkdir(self, path: str, actor: Actor = SYSTEM) -> Node:
         parts = split_path(path)
@@ -195,6 +223,9 @@ class Library:
             return
         node = self.resolve(path)
         check_write(actor, parts[0], purge=parts[0] == "trash")
+        if node.kind == "scratch":  # an empty placeholder
+            self.scratch.remove(join(parts[:-1]), parts[-1])
+            return
         self._view(parts).remove(parts[1:], node, actor)
 
     def rmdir(self, path: str, actor: Actor = SYSTEM) -> None:
@@ -236,7 +267,7 @@ class Library:
         existing = self._maybe(dst)
         if existing is not None and not overwrite and not sparts[0] == "trash":
             raise Exists()
-        if self._scratch_folder(sparts):
+        if self._scratch_folder(sparts) or node.kind == "scratch":
             if self._scratch_folder(dparts):
                 return self.scratch.rename(join(sparts[:-1]), sparts[-1], join(dparts[:-1]),
                                            dparts[-1])

@@ -69,10 +69,22 @@ def trash_asset(self: Library, asset_id: int | None, actor: Actor) -> None:
         src = self.original_path(asset.folder, asset.filename)
         dst = _trash_dir(self) / text_to_fs(asset.filename)
         durable_move(src, dst)
+        payload = {"folder": asset.folder, "filename": asset.filename, "mime": asset.mime,
+                   "prev_status": asset.status}
+        side = _beside_sidecar(src)
+        if side is not None:  # the sidecar (names, albums) travels with its photo
+            durable_move(side, dst.parent / side.name)
+            payload["sidecar"] = side.name
         asset.status = STATUS_TRASHED
         _trash_item(self, s, "asset", asset.vname, actor, asset_id=asset.id, file=dst,
-                    payload={"folder": asset.folder, "filename": asset.filename,
-                             "mime": asset.mime, "prev_status": STATUS_OK})
+                    payload=payload)
+
+
+def _beside_sidecar(original: Path) -> Path | None:
+    for cand in (original.with_name(original.name + ".xmp"), original.with_suffix(".xmp")):
+        if cand.exists() and cand != original:
+            return cand
+    return None
 
 
 def restore(self: Library, item_id: int, actor: Actor) -> Node:
@@ -84,6 +96,9 @@ def restore(self: Library, item_id: int, actor: Actor) -> Node:
         data = json.loads(item.payload)
         where = _RESTORERS[item.kind](self, s, item, data)
         s.delete(item)
+        touched = _album_members(s, data.get("album_ids", [data["album_id"]])) \
+            if item.kind == "album" else data.get("asset_ids", [item.asset_id])
+    self.sidecars.mark(touched)
     return self.resolve(where)
 
 
@@ -95,6 +110,12 @@ def _restore_asset(self: Library, s, item: TrashItem, data: dict) -> str:
     folder_path.mkdir(parents=True, exist_ok=True)
     target = free_name(folder_path, text_to_fs(data["filename"]))
     durable_move(Path(item.file), target)
+    if data.get("sidecar"):
+        side = Path(item.file).parent / data["sidecar"]
+        name = target.name + ".xmp" if data["sidecar"].endswith(".xmp") and \
+            data["sidecar"][:-4] == Path(item.file).name else target.stem + ".xmp"
+        if side.exists() and not (target.parent / name).exists():
+            durable_move(side, target.parent / name)
     asset.folder, asset.filename = data["folder"], os.fsdecode(target.name)
     asset.status = data.get("prev_status", STATUS_OK)
     ensure_folder(s, asset.folder)
@@ -113,12 +134,14 @@ def _restore_version(self: Library, s, item: TrashItem, data: dict) -> str:
 
 def _restore_album(self: Library, s, item: TrashItem, data: dict) -> str:
     album = s.get(Album, data["album_id"])
-    clash = s.scalar(select(Album).where(Album.path_key == album.path_key, Album.id != album.id,
-                                         Album.trashed.is_(False)))
-    if clash is not None:
-        raise Exists(f"an album named {album.path} exists; rename it first")
-    for aid in data.get("album_ids", [album.id]):
-        s.execute(update(Album).where(Album.id == aid).values(trashed=False))
+    ids = data.get("album_ids", [album.id])
+    for a in s.scalars(select(Album).where(Album.id.in_(ids))):
+        clash = s.scalar(select(Album).where(Album.path_key == name_key(a.path), Album.id != a.id,
+                                             Album.trashed.is_(False)))
+        if clash is not None:
+            raise Exists(f"an album named {a.path} exists; rename it first")
+    for a in s.scalars(select(Album).where(Album.id.in_(ids))):
+        a.trashed, a.path_key = False, name_key(a.path)
     return f"by-album/{album.path}"
 
 
@@ -171,6 +194,15 @@ def add_to_album(self: Library, album_id: int, asset_id: int | None) -> None:
     with self.write() as s:
         if s.get(AlbumAsset, (album_id, asset_id)) is None:
             s.add(AlbumAsset(album_id=album_id, asset_id=asset_id, added_at=datetime.now()))
+    self.sidecars.mark([asset_id])
+
+
+def _album_members(s, album_ids: list[int]) -> list[int]:
+    return list(s.scalars(select(AlbumAsset.asset_id).where(AlbumAsset.album_id.in_(album_ids))))
+
+
+def _person_members(s, person_id: int) -> list[int]:
+    return list(s.scalars(select(AssetPerson.asset_id).where(AssetPerson.person_id == person_id)))
 
 
 def remove_from_album(self: Library, album_id: int, asset_id: int, actor: Actor) -> None:
@@ -182,6 +214,7 @@ def remove_from_album(self: Library, album_id: int, asset_id: int, actor: Actor)
         _trash_item(self, s, "link", f"{vname} (from album {album.path.replace('/', '-')})",
                     actor, payload={"album_id": album_id, "asset_id": asset_id},
                     asset_id=asset_id)
+    self.sidecars.mark([asset_id])
 
 
 def trash_album(self: Library, path: str, actor: Actor) -> None:
@@ -196,8 +229,13 @@ def trash_album(self: Library, path: str, actor: Actor) -> None:
                 if a.path_key.startswith(prefix)]
         ids = [album.id] + [a.id for a in subs]
         s.execute(update(Album).where(Album.id.in_(ids)).values(trashed=True))
+        # free the names while in trash (path_key is unique): a new album "Trip" may be made
+        for a in s.scalars(select(Album).where(Album.id.in_(ids))):
+            a.path_key = f"{name_key(a.path)}\x00trashed-{a.id}"
         _trash_item(self, s, "album", f"album {album.path.replace('/', '-')}", actor,
                     payload={"album_id": album.id, "album_ids": ids})
+        members = _album_members(s, ids)
+    self.sidecars.mark(members)
 
 
 def rename_album(self: Library, src: str, dst: str, actor: Actor) -> None:
@@ -212,11 +250,13 @@ def rename_album(self: Library, src: str, dst: str, actor: Actor) -> None:
             raise Conflict("the target album group does not exist")
         target = s.scalar(select(Album).where(Album.path_key == name_key(dst),
                                               Album.trashed.is_(False)))
+        members = _album_members(s, [album.id])
+        self.sidecars.mark(members)
         if target is not None and target.id != album.id:
             _merge_album(s, album, target)
             return
         old = album.path
-        for a in s.scalars(select(Album)).all():
+        for a in s.scalars(select(Album).where(Album.trashed.is_(False))).all():
             if a.path == old or a.path.startswith(old + "/"):
                 a.path = dst + a.path[len(old):]
                 a.path_key = name_key(a.path)
@@ -243,6 +283,7 @@ def tag_person(self: Library, person_id: int, asset_id: int | None) -> None:
             s.add(AssetPerson(asset_id=asset_id, person_id=person_id, source="manual"))
         else:
             link.rejected = False
+    self.sidecars.mark([asset_id])
 
 
 def untag_person(self: Library, person_id: int, asset_id: int | None, actor: Actor) -> None:
@@ -255,6 +296,7 @@ def untag_person(self: Library, person_id: int, asset_id: int | None, actor: Act
         vname = s.scalar(select(Asset.vname).where(Asset.id == asset_id))
         _trash_item(self, s, "link", f"{vname} (not {person.name})", actor,
                     payload={"person_id": person_id, "asset_id": asset_id}, asset_id=asset_id)
+    self.sidecars.mark([asset_id])
 
 
 def trash_person(self: Library, person_id: int, actor: Actor) -> None:
@@ -265,11 +307,13 @@ def trash_person(self: Library, person_id: int, actor: Actor) -> None:
             AssetPerson.person_id == person_id, AssetPerson.rejected.is_(False))))
         _trash_item(self, s, "person", f"person {person.name}", actor,
                     payload={"person_id": person_id, "asset_ids": ids})
+    self.sidecars.mark(ids)
 
 
 def rename_person(self: Library, person_id: int, name: str, actor: Actor) -> None:
     """Name or rename a person; onto an existing person the two are merged."""
     with self.write() as s:
+        self.sidecars.mark(_person_members(s, person_id))
         person = s.get(Person, person_id)
         other = s.scalar(select(Person).where(Person.name_key == name_key(name),
                                               Person.id != person_id))

@@ -22,6 +22,7 @@ from .hashing import sha256_file
 from .metadata import extract, media_kind
 from .metadata.facts import Facts
 from .names import fs_to_text, is_side_file, text_to_fs
+from .sidecars import state_sidecar
 
 SKIP_DIRS = {"@eaDir", "#recycle", "#snapshot", "$RECYCLE.BIN", "System Volume Information",
              "lost+found", ".Trashes", ".Spotlight-V100", ".fseventsd"}
@@ -123,6 +124,9 @@ class Scanner:
             self.report.seen += 1
             side = _sidecar(str(base), raw, names)
             side_path = base / side if side else None
+            if side_path is None:  # sidecars of read-only originals live in the state folder
+                kept = state_sidecar(self.lib, folder, name)
+                side_path = kept if kept.exists() else None
             side_mtime = side_path.stat().st_mtime_ns if side_path else None
             row = rows.pop(name, None)
             if row is not None and row.status != STATUS_TRASHED and (
