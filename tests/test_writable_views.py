@@ -163,3 +163,31 @@ def test_expired_trash_items_are_purged_and_fresh_ones_kept(library: Library):
     later = datetime.now() + timedelta(days=library.config.trash.retention_days + 1)
     assert library.purge_expired(later) == 1
     assert library.list("trash") == []
+
+
+def test_rm_r_that_unlinks_each_photo_first_restores_everything_at_once(library: Library):
+    """FUSE's rm -r unlinks files and removes sub-folders before the folder itself."""
+    library.mkdir("by-album/Trip")
+    library.mkdir("by-album/Trip/Day 1")
+    library.copy("by-date/2021/04/30/IMG_0002.jpg", "by-album/Trip/IMG_0002.jpg")
+    library.copy("by-date/2021/04/30/IMG_0001.jpg", "by-album/Trip/Day 1/IMG_0001.jpg")
+    library.remove("by-album/Trip/Day 1/IMG_0001.jpg")
+    library.rmdir("by-album/Trip/Day 1")
+    library.remove("by-album/Trip/IMG_0002.jpg")
+    library.rmdir("by-album/Trip")
+    (item,) = library.list("trash")
+    library.move(item.path, "by-album/Trip")
+    assert [n.name for n in library.list("by-album/Trip")] == ["Day 1", "IMG_0002.jpg"]
+    assert [n.name for n in library.list("by-album/Trip/Day 1")] == ["IMG_0001.jpg"]
+    assert library.list("trash") == []
+
+
+def test_rm_r_of_a_person_restores_the_name_and_every_link(library: Library):
+    library.mkdir("by-person/Eve")
+    library.copy("by-date/2021/04/30/IMG_0002.jpg", "by-person/Eve/IMG_0002.jpg")
+    library.remove("by-person/Eve/IMG_0002.jpg")
+    library.rmdir("by-person/Eve")
+    assert library.list("by-person") == []
+    (item,) = library.list("trash")
+    library.move(item.path, "by-person/Eve")
+    assert [n.name for n in library.list("by-person/Eve")] == ["IMG_0002.jpg"]

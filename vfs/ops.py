@@ -142,12 +142,20 @@ def _restore_album(self: Library, s, item: TrashItem, data: dict) -> str:
             raise Exists(f"an album named {a.path} exists; rename it first")
     for a in s.scalars(select(Album).where(Album.id.in_(ids))):
         a.trashed, a.path_key = False, name_key(a.path)
+    for link in data.get("links", []):
+        if s.get(AlbumAsset, (link["album_id"], link["asset_id"])) is None:
+            s.add(AlbumAsset(album_id=link["album_id"], asset_id=link["asset_id"],
+                             added_at=datetime.now()))
     return f"by-album/{album.path}"
 
 
 def _restore_person(self: Library, s, item: TrashItem, data: dict) -> str:
     person = s.get(Person, data["person_id"])
     person.trashed = False
+    for link in data.get("links", []):
+        s.execute(update(AssetPerson).where(AssetPerson.person_id == link["person_id"],
+                                            AssetPerson.asset_id == link["asset_id"])
+                  .values(rejected=False))
     return f"by-person/{person.name}"
 
 
@@ -228,14 +236,40 @@ def trash_album(self: Library, path: str, actor: Actor) -> None:
         subs = [a for a in s.scalars(select(Album).where(Album.trashed.is_(False)))
                 if a.path_key.startswith(prefix)]
         ids = [album.id] + [a.id for a in subs]
+        folded_ids, links = _fold_album_items(s, album.path, ids)
         s.execute(update(Album).where(Album.id.in_(ids)).values(trashed=True))
+        ids += folded_ids
         # free the names while in trash (path_key is unique): a new album "Trip" may be made
         for a in s.scalars(select(Album).where(Album.id.in_(ids))):
             a.path_key = f"{name_key(a.path)}\x00trashed-{a.id}"
         _trash_item(self, s, "album", f"album {album.path.replace('/', '-')}", actor,
-                    payload={"album_id": album.id, "album_ids": ids})
+                    payload={"album_id": album.id, "album_ids": ids, "links": links})
         members = _album_members(s, ids)
     self.sidecars.mark(members)
+
+
+def _fold_album_items(s, path: str, ids: list[int]) -> tuple[list[int], list[dict]]:
+    """Fold earlier trash items of this album's tree into the new one.
+
+    `rm -r` over FUSE unlinks every photo and removes sub-albums before the album itself; restoring
+    the album must undo all of it at once, so those separate items become part of this one.
+    """
+    prefix = name_key(path) + "/"
+    album_ids, links = [], []
+    for item in s.scalars(select(TrashItem).where(TrashItem.kind.in_(("album", "link")))).all():
+        data = json.loads(item.payload)
+        if item.kind == "album":
+            sub = s.get(Album, data["album_id"])
+            if sub is None or not name_key(sub.path).startswith(prefix):
+                continue
+            album_ids += data.get("album_ids", [sub.id])
+            links += data.get("links", [])
+        elif data.get("album_id") in ids or data.get("album_id") in album_ids:
+            links.append(data)
+        else:
+            continue
+        s.delete(item)
+    return album_ids, links
 
 
 def rename_album(self: Library, src: str, dst: str, actor: Actor) -> None:
@@ -305,8 +339,15 @@ def trash_person(self: Library, person_id: int, actor: Actor) -> None:
         person.trashed = True
         ids = list(s.scalars(select(AssetPerson.asset_id).where(
             AssetPerson.person_id == person_id, AssetPerson.rejected.is_(False))))
+        links = []  # photos unlinked one by one just before (rm -r): undone with the person
+        for item in s.scalars(select(TrashItem).where(TrashItem.kind == "link")).all():
+            data = json.loads(item.payload)
+            if data.get("person_id") == person_id:
+                links.append(data)
+                s.delete(item)
+        ids += [link["asset_id"] for link in links]
         _trash_item(self, s, "person", f"person {person.name}", actor,
-                    payload={"person_id": person_id, "asset_ids": ids})
+                    payload={"person_id": person_id, "asset_ids": ids, "links": links})
     self.sidecars.mark(ids)
 
 
