@@ -171,6 +171,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("mountpoint", type=Path)
     p.set_defaults(func=cmd_unmount)
 
+    p = sub.add_parser("samba-config", help="print a Samba share re-exporting a FUSE mount")
+    p.add_argument("library", type=Path)
+    p.add_argument("mountpoint", type=Path)
+    p.add_argument("--name", default="photos", help="share name (default: photos)")
+    p.add_argument("--user", default=None, help="force user (default: you, the mount's owner)")
+    p.add_argument("--guest", action="store_true", help="allow guest access (guest ok = yes)")
+    p.add_argument("--read-only", action="store_true", help="a read-only share")
+    p.set_defaults(func=lambda a: __import__("photovfs.fuse.smb", fromlist=["x"]).cmd_samba_config(a))
+
     p = sub.add_parser("ingest", help="file photos into the library as the inbox would")
     _library_args(p)
     p.add_argument("paths", nargs="*", type=Path, help="files or folders (default: the inbox)")

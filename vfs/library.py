@@ -37,7 +37,6 @@ from .scratch import Scratch
 from .views import VIEW_CLASSES
 from .views.base import View, original_path
 
-
 #: views where an empty upload waits as a placeholder for its content (see commit_file)
 PLACEHOLDER_VIEWS = ("by-album",)
 

@@ -241,7 +241,7 @@ def trash_album(self: Library, path: str, actor: Actor) -> None:
         ids += folded_ids
         # free the names while in trash (path_key is unique): a new album "Trip" may be made
         for a in s.scalars(select(Album).where(Album.id.in_(ids))):
-            a.path_key = f"{name_key(a.path)}\x00trashed-{a.id}"
+            a.path_key = f"{name_key(a.path)}//trashed-{a.id}"  # "//" never occurs in a name
         _trash_item(self, s, "album", f"album {album.path.replace('/', '-')}", actor,
                     payload={"album_id": album.id, "album_ids": ids, "links": links})
         members = _album_members(s, ids)

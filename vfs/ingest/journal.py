@@ -150,7 +150,6 @@ def recover(lib: Library) -> dict[str, int]:
 
 def _recover_one(lib: Library, job_id: int, state: str, data: dict[str, Any]) -> None:
     staged = data.get("staged")
-    sdev, sino = data.get("staged_dev"), data.get("staged_ino")
     if state == FILING:
         target = data.get("target")
         catalogued = False
@@ -175,7 +174,6 @@ def _recover_one(lib: Library, job_id: int, state: str, data: dict[str, Any]) ->
     if staged:
         shutil.rmtree(Path(staged).parent, ignore_errors=True)
     drop(lib, job_id)
-    del sdev, sino
 
 
 def _remove_target(target: Path, data: dict[str, Any]) -> None:
@@ -184,7 +182,7 @@ def _remove_target(target: Path, data: dict[str, Any]) -> None:
         return
     if same_file(target, data.get("staged_dev"), data.get("staged_ino")):
         target.unlink()
-    elif data.get("copied") and data.get("sha256"):
+    elif data.get("sha256"):
         from ..hashing import sha256_file
 
         if sha256_file(target) == data["sha256"]:
@@ -197,10 +195,13 @@ def _remove_target(target: Path, data: dict[str, Any]) -> None:
 def _finish_filed(lib: Library, job_id: int, data: dict[str, Any], final: str) -> None:
     """The photo is catalogued (or a twin is): remove the inbox copy if it is still ours."""
     if data.get("consume", True):
-        unlink_if_same(data.get("src"), data.get("staged_dev"), data.get("staged_ino"))
+        unlink_if_same(data.get("src"), data.get("src_dev"), data.get("src_ino"))
         for side in data.get("sidecars", []):
-            if side.get("target") or final == DUPLICATE:
-                unlink_if_same(side.get("src"), side.get("staged_dev"), side.get("staged_ino"))
+            if side.get("target") and final == DONE:
+                unlink_if_same(side.get("src"), side.get("src_dev"), side.get("src_ino"))
+    from .pipeline import crash_point
+
+    crash_point("removed")
     staged = data.get("staged")
     if staged:
         shutil.rmtree(Path(staged).parent, ignore_errors=True)

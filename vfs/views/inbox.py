@@ -12,10 +12,10 @@ from pathlib import Path
 
 from ..errors import Exists, IsAFolder, NotEmpty, NotFound
 from ..files import durable_move, fsync_dir
-from ..names import fs_to_text, text_to_fs
+from ..names import fs_to_text, name_key, text_to_fs
 from ..node import Node
 from ..roles import Actor
-from .base import View
+from .base import ASSET_COLUMNS, View
 
 
 class Inbox(View):
@@ -47,8 +47,35 @@ class Inbox(View):
         try:
             st = path.stat()
         except (FileNotFoundError, NotADirectoryError):
-            raise NotFound() from None
+            node = self._recent(rest)
+            if node is None:
+                raise NotFound() from None
+            return node
         return self._node(rest, path, st)
+
+    def _recent(self, rest: tuple[str, ...]) -> Node | None:
+        """A name filed by ingest in the last minutes still resolves (to the filed photo, or to
+        its copy in _failed/), so a client that stats what it just wrote sees no error."""
+        from ..ingest.pipeline import recently_filed
+
+        rec = recently_filed(self.lib, rest) if rest else None
+        if rec is None:
+            return None
+        asset_id, failed = rec
+        if failed is not None:
+            try:
+                return self._node(rest, failed, failed.stat())
+            except FileNotFoundError:
+                return None
+        from sqlalchemy import select
+
+        from ..catalog.models import Asset
+
+        with self.lib.session() as s:
+            row = s.execute(select(*ASSET_COLUMNS).where(Asset.id == asset_id)).first()
+        if row is None:
+            return None
+        return self.asset_node(row, *rest[:-1], name=rest[-1])
 
     def list(self, rest: tuple[str, ...]) -> list[Node]:
         path = self._real(rest)
@@ -61,7 +88,19 @@ class Inbox(View):
                     continue
                 name = fs_to_text(entry.name)
                 out.append(self._node((*rest, name), Path(entry.path), entry.stat()))
+        out += self._recent_list(rest, {name_key(n.name) for n in out})
         return sorted(out, key=lambda n: n.name)
+
+    def _recent_list(self, rest: tuple[str, ...], present: set[str]) -> list[Node]:
+        from ..ingest.pipeline import recent_names
+
+        out = []
+        for written in recent_names(self.lib, rest):
+            if name_key(written[-1]) not in present:
+                node = self._recent((*rest, written[-1]))
+                if node is not None:
+                    out.append(node)
+        return out
 
     def accept(self, rest, tmp: Path, actor: Actor) -> Node:
         if not rest:
@@ -95,6 +134,10 @@ class Inbox(View):
         path = self._real(rest)
         if node.is_dir:
             shutil.rmtree(path)
+        elif node.kind != "inbox" or node.source != path:
+            from ..ingest.pipeline import forget_recent
+
+            forget_recent(self.lib, rest)  # a filed name in its grace period: just forget it
         else:
             path.unlink()
 

@@ -1,0 +1,157 @@
+"""Ingest throughput and latency on camera-sized JPEGs. Prints a table; never asserts times.
+
+    python bench/bench_ingest.py [--count N] [--kb SIZE] [--workers W] [--latency K]
+
+Default: 1,000 files of ~200 KB (about 200 MB; finishes in well under 2 minutes on a laptop SSD).
+`--count 10000` is the full-size run the issue describes (~2 GB of disk, several minutes).
+
+Rows:
+  copy+sha256       a plain copy of every file plus a sha256 pass: the floor any ingest pays
+  inbox ingest      the same files dropped into the on-disk inbox and ingested by the pipeline
+                    (verify = full decode, sha256, metadata, filing, catalog, journal)
+  PUT -> by-date    latency from a finished PUT (core begin_write/commit, what WebDAV calls) to
+                    the photo resolving under by-date/ (ingest is synchronous in the PUT thread)
+  on-disk -> by-date  latency for a file written straight into the inbox with the Watcher running
+                    (dominated by ingest.quiet_seconds, set to 1 s here)
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from photovfs.library import Library
+from PIL import Image
+
+
+def base_jpeg(kb: int) -> bytes:
+    """A noisy 'camera' JPEG of about `kb` KB with an EXIF capture date."""
+    import io
+
+    side = int((kb * 1024 / 1.1) ** 0.5)
+    img = Image.frombytes("RGB", (side, side), os.urandom(side * side * 3))
+    exif = Image.Exif()
+    exif.get_ifd(0x8769)[0x9003] = "2021:04:30 09:42:39"
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=75, exif=exif.tobytes())
+    return buf.getvalue()
+
+
+def variant(base: bytes, i: int) -> bytes:
+    """Distinct bytes, same image: a COM segment right after SOI."""
+    text = f"bench {i}".encode()
+    return base[:2] + b"\xff\xfe" + (len(text) + 2).to_bytes(2, "big") + text + base[2:]
+
+
+def open_lib(root: Path, quiet: float = 1.0) -> Library:
+    (root / ".photovfs").mkdir(parents=True, exist_ok=True)
+    (root / ".photovfs" / "config.toml").write_text(f"[ingest]\nquiet_seconds = {quiet}\n")
+    return Library.open(root)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--count", type=int, default=1000)
+    ap.add_argument("--kb", type=int, default=200)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--latency", type=int, default=20, help="PUTs timed for latency")
+    ap.add_argument("--dir", type=Path, default=None, help="where to work (default: a temp dir)")
+    args = ap.parse_args()
+    from photovfs.ingest import ingest_inbox_file
+    from photovfs.ingest.pipeline import inbox_candidates
+
+    work = Path(tempfile.mkdtemp(prefix="bench-ingest-", dir=args.dir))
+    rows = []
+    try:
+        base = base_jpeg(args.kb)
+        src = work / "src"
+        src.mkdir()
+        for i in range(args.count):
+            (src / f"IMG_{i:05d}.jpg").write_bytes(variant(base, i))
+        total_mb = sum(p.stat().st_size for p in src.iterdir()) / 1e6
+        files = sorted(src.iterdir())
+
+        # plain copy + sha256
+        dst = work / "copy"
+        dst.mkdir()
+        t = time.perf_counter()
+
+        def copy_hash(p: Path) -> str:
+            q = dst / p.name
+            shutil.copyfile(p, q)
+            return hashlib.sha256(q.read_bytes()).hexdigest()
+
+        with ThreadPoolExecutor(args.workers) as pool:
+            list(pool.map(copy_hash, files))
+        dt = time.perf_counter() - t
+        rows.append(("copy+sha256", args.count, dt, f"{args.count / dt:,.0f} files/s",
+                     f"{total_mb / dt:,.0f} MB/s"))
+        shutil.rmtree(dst)
+
+        # ingest from the on-disk inbox
+        lib = open_lib(work / "lib")
+        inbox = lib.config.inbox_dir
+        for p in files:
+            shutil.copyfile(p, inbox / p.name)
+        t = time.perf_counter()
+        with ThreadPoolExecutor(args.workers) as pool:
+            list(pool.map(lambda p: ingest_inbox_file(lib, p, quiet=0.0), list(inbox_candidates(lib))))
+        dt = time.perf_counter() - t
+        left = len(list(inbox_candidates(lib)))
+        rows.append(("inbox ingest", args.count - left, dt, f"{args.count / dt:,.0f} files/s",
+                     f"{total_mb / dt:,.0f} MB/s"))
+
+        # PUT -> by-date latency
+        lat = []
+        for i in range(args.latency):
+            data = variant(base, 10_000_000 + i)
+            t = time.perf_counter()
+            with lib.begin_write(f"inbox/LAT_{i:03d}.jpg") as up:
+                up.write(data)
+                up.commit()
+            lib.resolve(f"by-date/2021/04/30/LAT_{i:03d}.jpg")
+            lat.append(time.perf_counter() - t)
+        rows.append(("PUT -> by-date", len(lat), sum(lat),
+                     f"median {statistics.median(lat) * 1000:,.0f} ms",
+                     f"max {max(lat) * 1000:,.0f} ms"))
+
+        # on-disk -> by-date latency with the watcher
+        from photovfs.watch import Watcher
+
+        lat = []
+        with Watcher(lib, tick=0.05, watch_library=False):
+            for i in range(min(5, args.latency)):
+                name = f"DISK_{i:03d}.jpg"
+                t = time.perf_counter()
+                (inbox / name).write_bytes(variant(base, 20_000_000 + i))
+                while True:
+                    try:
+                        lib.resolve(f"by-date/2021/04/30/{name}")
+                        break
+                    except Exception:  # noqa: BLE001
+                        time.sleep(0.02)
+                lat.append(time.perf_counter() - t)
+        rows.append(("on-disk -> by-date", len(lat), sum(lat),
+                     f"median {statistics.median(lat) * 1000:,.0f} ms",
+                     f"(quiet {lib.config.ingest.quiet_seconds:g} s)"))
+        lib.close()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"\n{args.count} JPEGs of ~{args.kb} KB ({total_mb:,.0f} MB), {args.workers} workers, "
+          f"python {sys.version.split()[0]}")
+    print(f"{'measure':<20}{'files':>8}{'seconds':>10}  {'rate / latency':<22}{'':<16}")
+    for name, n, dt, a, b in rows:
+        print(f"{name:<20}{n:>8}{dt:>10.2f}  {a:<22}{b:<16}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
