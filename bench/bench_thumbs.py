@@ -50,8 +50,48 @@ def timed(fn: Callable[[], object], repeat: int = 3) -> float:
     return statistics.median(runs)
 
 
-def peak_rss_mb(who: int = resource.RUSAGE_SELF) -> float:
-    return resource.getrusage(who).ru_maxrss / 1024  # Linux reports KiB
+def _status_mb(field: str) -> float | None:
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+def peak_rss_mb() -> float:
+    """Peak RSS of this process since the last `reset_peak` (VmHWM), else since start (getrusage)."""
+    peak = _status_mb("VmHWM")
+    if peak is not None:
+        return peak
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def rss_mb() -> float:
+    return _status_mb("VmRSS") or 0.0
+
+
+def reset_peak() -> None:
+    """Linux: writing 5 to clear_refs resets VmHWM, so each phase reports its own peak.
+
+    (getrusage's ru_maxrss cannot be reset, and a spawned child inherits its parent's at fork.)
+    """
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+    except OSError:
+        pass
+    global PHASE_START_MB
+    PHASE_START_MB = rss_mb()
+
+
+PHASE_START_MB = 0.0
+
+
+def peak_note() -> str:
+    return f"peak RSS {peak_rss_mb():.0f} MB (phase started at {PHASE_START_MB:.0f} MB)"
 
 
 def bare_thumbnail(path: str, size: int) -> int:
@@ -59,13 +99,20 @@ def bare_thumbnail(path: str, size: int) -> int:
     return len(pyvips.Image.thumbnail(path, size, height=size).jpegsave_buffer(Q=85))
 
 
+def worker_peak(_i: int) -> float:
+    """A pool child's own peak RSS (VmHWM belongs to the exec'd process, unlike ru_maxrss)."""
+    time.sleep(0.2)  # so that each of the two workers answers once
+    return _status_mb("VmHWM") or 0.0
+
+
 class Table:
     def __init__(self) -> None:
         self.rows: list[tuple[str, str, str]] = []
 
     def add(self, what: str, ms: float, note: str = "") -> None:
-        self.rows.append((what, f"{ms:10.1f}", note))
-        print(f"  {what:<58} {ms:10.1f} ms  {note}", flush=True)
+        shown = f"{ms:10.3f}" if ms else " " * 10
+        self.rows.append((what, shown, note))
+        print(f"  {what:<58} {shown} ms  {note}", flush=True)
 
     def show(self) -> None:
         print()
@@ -93,6 +140,7 @@ def main() -> None:
         sha = "0" * 64
 
         # 1. a single 24 MP JPEG
+        reset_peak()
         for target in (size, 1920):
             table.add(f"24MP JPEG -> {target}: bare pyvips thumbnail+jpegsave",
                       timed(lambda t=target: bare_thumbnail(str(big), t)))
@@ -107,7 +155,7 @@ def main() -> None:
             table.add("24MP JPEG -> 1920: get_bytes cached (disk file)",
                       timed(lambda: rend.get_bytes(big, sha, "image", 1920), repeat=200))
             table.add("cached(): stat only", timed(lambda: rend.cached(sha, 1920), repeat=200))
-        table.add("peak RSS so far", 0.0, f"{peak_rss_mb():.0f} MB")
+        table.add("24MP JPEG phase", 0.0, peak_note())
 
         # 2. HEIC, with and without an embedded thumbnail
         heic_img = photo_like(4000, 3000)
@@ -115,12 +163,13 @@ def main() -> None:
         pillow_heif.from_pillow(heic_img).save(with_thumb, quality=80, thumbnails=[512])
         pillow_heif.from_pillow(heic_img).save(without, quality=80, thumbnails=[])
         del heic_img
+        reset_peak()
         for path, label in ((with_thumb, "with 512px thumbnail"), (without, "no thumbnail")):
             table.add(f"12MP HEIC ({label}) -> {size}: render()",
                       timed(lambda p=path: render(p, "image", size, max_pixels=MAX_PIXELS)))
         table.add("12MP HEIC -> 1920: render() (full decode)",
                   timed(lambda: render(with_thumb, "image", 1920, max_pixels=MAX_PIXELS)))
-        table.add("peak RSS so far", 0.0, f"{peak_rss_mb():.0f} MB")
+        table.add("HEIC phase", 0.0, peak_note())
 
         # 3. many photos: 2 threads through Renditions vs a bare 2-process pyvips pool
         links = []
@@ -129,24 +178,24 @@ def main() -> None:
             os.link(big, link)
             links.append(link)
         items = [(p, f"{i + 1:064x}", "image") for i, p in enumerate(links)]
+        reset_peak()
         with Renditions(tmp / "cache2", workers=2) as rend:
             start = time.perf_counter()
             result = rend.ensure_many(items, size)
             many_ms = (time.perf_counter() - start) * 1000
             errors = sum(isinstance(v, Exception) for v in result.values())
         table.add(f"ensure_many: {args.photos} x 24MP -> {size}, 2 worker threads", many_ms,
-                  f"{many_ms / args.photos:.0f} ms/photo, {errors} errors")
+                  f"{many_ms / args.photos:.0f} ms/photo, {errors} errors, {peak_note()}")
         spawn = multiprocessing.get_context("spawn")  # fork after libvips started threads is unsafe
         with ProcessPoolExecutor(max_workers=2, mp_context=spawn) as pool:
             list(pool.map(noop_twice, range(2)))  # start the workers outside the timing
             start = time.perf_counter()
             list(pool.map(bare_thumbnail, [str(p) for p in links], [size] * len(links)))
             pool_ms = (time.perf_counter() - start) * 1000
+            peaks = list(pool.map(worker_peak, range(2)))
         table.add(f"bare pool: {args.photos} x 24MP -> {size}, 2 processes", pool_ms,
-                  f"{pool_ms / args.photos:.0f} ms/photo")
-        table.add("peak RSS (this process)", 0.0, f"{peak_rss_mb():.0f} MB")
-        table.add("peak RSS (largest pool child)", 0.0,
-                  f"{peak_rss_mb(resource.RUSAGE_CHILDREN):.0f} MB")
+                  f"{pool_ms / args.photos:.0f} ms/photo, peak RSS per child "
+                  + ", ".join(f"{p:.0f}" for p in peaks) + " MB")
 
     table.show()
 

@@ -18,10 +18,9 @@ from pathlib import Path
 
 import pillow_heif
 import pytest
-from PIL import Image, ImageChops, ImageCms, ImageOps, ImageStat
-
 from photovfs.errors import BadMedia, NotFound, TooLarge
 from photovfs.thumbs import RENDER_VERSION, Renditions, render, thumb_name
+from PIL import Image, ImageChops, ImageCms, ImageOps, ImageStat
 
 MAX_PIXELS = 120_000_000
 SHA_A = "a" * 64
@@ -264,6 +263,14 @@ def test_heic_with_icc_profile_is_converted_to_srgb(tmp_path: Path, thumbnail: b
     out = open_jpeg(render(src, "image", 100 if thumbnail else 300, max_pixels=MAX_PIXELS))
     r, g, b = out.getpixel((50, 40))
     assert g > 150 and r < 80 and b < 80, (r, g, b)
+
+
+def test_cmyk_jpeg_becomes_srgb(tmp_path: Path) -> None:
+    src = tmp_path / "cmyk.jpg"
+    Image.new("CMYK", (64, 64), (0, 255, 255, 0)).save(src)  # red ink, no profile
+    out = open_jpeg(render(src, "image", 32, max_pixels=MAX_PIXELS))
+    r, g, b = out.getpixel((10, 10))
+    assert out.mode == "RGB" and r > 180 and g < 80 and b < 80, (r, g, b)
 
 
 def test_alpha_and_16bit_and_grey_become_8bit_rgb(tmp_path: Path) -> None:

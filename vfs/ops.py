@@ -524,13 +524,17 @@ def rendition_node(self: Library, src: Node, vpath: str) -> Node | None:
     """The rendition of an asset node, or None when it cannot be made (corrupt original)."""
     r = _renditions(self)
     size = self.config.thumbnails.view_size
-    path = r.cached(src.etag, size)
-    if path is None:
+    try:
+        path = r.cached(src.etag, size) or r.get(src.source, src.etag, _media_type(src), size)
+        st = path.stat()
+    except FileNotFoundError:  # evicted between lookup and stat: make it again
         try:
             path = r.get(src.source, src.etag, _media_type(src), size)
-        except Exception:  # noqa: BLE001 - a broken original must not break a frame's listing
+            st = path.stat()
+        except Exception:  # noqa: BLE001
             return None
-    st = path.stat()
+    except Exception:  # noqa: BLE001 - a broken original must not break a frame's listing
+        return None
     return Node(path=vpath, name=vpath.rsplit("/", 1)[-1], is_dir=False, kind="rendition",
                 size=st.st_size, mtime=src.mtime, content_type="image/jpeg",
                 etag=f"{src.etag}-r{size}", asset_id=src.asset_id, source=path)
