@@ -188,6 +188,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--watch", action="store_true", help="then keep watching the inbox")
     p.set_defaults(func=cmd_ingest)
 
+    p = sub.add_parser("faces", help="detect faces and group them into people (by-person/)")
+    _library_args(p)
+    p.add_argument("--workers", type=int, default=1, help="detector processes")
+    p.add_argument("--threshold", type=float, default=None, help="face distance (default 0.5)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=lambda a: __import__("photovfs.people.cli", fromlist=["run"]).run(
+        _open(a), workers=a.workers, threshold=a.threshold, json_out=a.json))
+
     p = sub.add_parser("status", help="the inbox queue: pending, failed, not media, recent")
     _library_args(p)
     p.add_argument("--json", action="store_true")
@@ -215,6 +223,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="read the password from the first line of stdin (no prompt)")
     p.add_argument("--replace", action="store_true", help="change an existing user's password/role")
     p.set_defaults(func=cmd_user)
+
+    from .backup.cli import add_parsers as add_backup_parsers  # backup | check | repair | restore
+
+    add_backup_parsers(sub, _library_args)
     return parser
 
 

@@ -1,0 +1,256 @@
+"""Where backups go: a local folder, or an rclone remote (`remote:path`) driven by the rclone binary.
+
+Paths handed to a destination are relative POSIX strings in os form (surrogateescape for undecodable
+bytes). Every file is written under a temporary name, verified by sha256 and only then renamed into
+place; a file already at the final name is first moved aside (never overwritten, never deleted).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from ..files import fsync_dir
+
+BLOCK = 1 << 20
+
+
+class VerifyError(Exception):
+    """Bytes written (or read) do not have the expected sha256."""
+
+
+class SourceChanged(VerifyError):
+    """The source's bytes do not match the catalogued sha256 (bit rot, or changed while copying)."""
+
+
+def _tmp_name() -> str:
+    return f".pvb-{secrets.token_hex(6)}.part"  # short: long names must still fit in 255 bytes
+
+
+def is_remote(url: str) -> bool:
+    return bool(re.match(r"^[A-Za-z0-9_.\- ]+:", url)) and not os.path.exists(url) \
+        and not re.match(r"^[A-Za-z]:[\\/]", url)
+
+
+def open_dest(url: str) -> LocalDest | RcloneDest:
+    return RcloneDest(url) if is_remote(url) else LocalDest(Path(url))
+
+
+def sha256_stream(chunks) -> str:
+    h = hashlib.sha256()
+    for c in chunks:
+        h.update(c)
+    return h.hexdigest()
+
+
+class LocalDest:
+    def __init__(self, root: Path) -> None:
+        self.root = root.expanduser().resolve()
+        self.url = str(self.root)
+
+    def _p(self, rel: str) -> Path:
+        return self.root / rel
+
+    def exists(self, rel: str) -> bool:
+        return os.path.lexists(self._p(rel))
+
+    def read_bytes(self, rel: str) -> bytes | None:
+        try:
+            return self._p(rel).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def write_bytes(self, rel: str, data: bytes) -> None:
+        final = self._p(rel)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = final.parent / _tmp_name()
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if hashlib.sha256(tmp.read_bytes()).digest() != hashlib.sha256(data).digest():
+            tmp.unlink()
+            raise VerifyError(f"{rel}: written bytes differ")
+        os.replace(tmp, final)
+        fsync_dir(final.parent)
+
+    def put(self, src: Path, rel: str, sha256: str, *, displace_to: str | None = None,
+            mtime_ns: int | None = None) -> None:
+        """Copy src to rel; raise SourceChanged if src does not hash to sha256, VerifyError if the
+        copy does not. What was at rel moves to displace_to first."""
+        final = self._p(rel)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = final.parent / _tmp_name()
+        h = hashlib.sha256()
+        try:
+            with open(src, "rb") as fin, open(tmp, "wb") as fout:
+                while chunk := fin.read(BLOCK):
+                    h.update(chunk)
+                    fout.write(chunk)
+                fout.flush()
+                os.fsync(fout.fileno())
+            if h.hexdigest() != sha256:
+                raise SourceChanged(f"source sha256 {h.hexdigest()[:12]} != catalogued {sha256[:12]}")
+            if file_sha256(tmp) != sha256:
+                raise VerifyError(f"{rel}: the copy does not verify")
+            if mtime_ns is not None:
+                os.utime(tmp, ns=(mtime_ns, mtime_ns))
+            if os.path.lexists(final):
+                self.move(rel, displace_to or f"{rel}.displaced-{secrets.token_hex(3)}")
+            os.replace(tmp, final)
+            fsync_dir(final.parent)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def get(self, rel: str, local: Path) -> bool:
+        try:
+            shutil.copyfile(self._p(rel), local)
+            return True
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            return False
+
+    def sha256(self, rel: str) -> str | None:
+        try:
+            return file_sha256(self._p(rel))
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            return None
+
+    def move(self, rel: str, rel2: str) -> None:
+        src, dst = self._p(rel), self._p(rel2)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        n = 1
+        while os.path.lexists(dst):
+            n += 1
+            dst = self._p(f"{rel2}.{n}")
+        os.rename(src, dst)
+        fsync_dir(dst.parent)
+        fsync_dir(src.parent)
+
+    def list_dirs(self, rel: str) -> list[str]:
+        p = self._p(rel)
+        return sorted(d.name for d in p.iterdir() if d.is_dir()) if p.is_dir() else []
+
+    def list_files(self, rel: str) -> dict[str, int]:
+        """{path relative to rel: size} for every file below rel."""
+        base = self._p(rel)
+        out: dict[str, int] = {}
+        for dirpath, _dirs, files in os.walk(base):
+            for f in files:
+                p = Path(dirpath) / f
+                out[p.relative_to(base).as_posix()] = p.lstat().st_size
+        return out
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(BLOCK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class RcloneDest:
+    """An rclone remote (any backend, crypt included); all I/O through the `rclone` binary."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url.rstrip("/")
+        self.exe = os.environ.get("PHOTOVFS_RCLONE", "rclone")
+        self._files: set[str] | None = None  # one recursive listing per run, kept up to date
+
+    def _index(self) -> set[str]:
+        if self._files is None:
+            self._files = {e["Path"] for e in self._lsjson("", "-R", "--files-only")}
+        return self._files
+
+    def _r(self, rel: str) -> str:
+        return f"{self.url}/{rel}" if rel else self.url
+
+    def _run(self, *args: str, check: bool = True, stdout=subprocess.PIPE) -> subprocess.CompletedProcess:
+        proc = subprocess.run([self.exe, *args], stdout=stdout, stderr=subprocess.PIPE)
+        if check and proc.returncode != 0:
+            raise OSError(f"rclone {args[0]} failed: {proc.stderr.decode(errors='replace').strip()}")
+        return proc
+
+    def _lsjson(self, rel: str, *extra: str) -> list[dict]:
+        proc = self._run("lsjson", *extra, self._r(rel), check=False)
+        if proc.returncode != 0:
+            return []
+        return json.loads(proc.stdout or b"[]")
+
+    def exists(self, rel: str) -> bool:
+        files = self._index()
+        return rel in files or any(f.startswith(rel + "/") for f in files)
+
+    def read_bytes(self, rel: str) -> bytes | None:
+        proc = self._run("cat", self._r(rel), check=False)
+        return proc.stdout if proc.returncode == 0 and self.exists(rel) else None
+
+    def sha256(self, rel: str) -> str | None:
+        data = self._run("cat", self._r(rel), check=False)
+        if data.returncode != 0 or not self.exists(rel):
+            return None
+        return hashlib.sha256(data.stdout).hexdigest()
+
+    def _verify_remote(self, rel: str, sha256: str) -> None:
+        proc = subprocess.Popen([self.exe, "cat", self._r(rel)], stdout=subprocess.PIPE)
+        out = proc.stdout
+        assert out is not None
+        got = sha256_stream(iter(lambda: out.read(BLOCK), b""))
+        proc.wait()
+        if proc.returncode != 0 or got != sha256:
+            raise VerifyError(f"{rel}: the remote copy does not verify")
+
+    def write_bytes(self, rel: str, data: bytes) -> None:
+        with tempfile.NamedTemporaryFile(delete=False) as fh:
+            fh.write(data)
+        try:
+            self.put(Path(fh.name), rel, hashlib.sha256(data).hexdigest())
+        finally:
+            os.unlink(fh.name)
+
+    def put(self, src: Path, rel: str, sha256: str, *, displace_to: str | None = None,
+            mtime_ns: int | None = None) -> None:
+        # hash the source first: damaged bytes never leave the machine
+        if file_sha256(src) != sha256:
+            raise SourceChanged(f"source does not match catalogued sha256 {sha256[:12]}")
+        parent = rel.rpartition("/")[0]
+        tmp = f"{parent}/{_tmp_name()}" if parent else _tmp_name()
+        self._run("copyto", str(src), self._r(tmp))
+        try:
+            self._verify_remote(tmp, sha256)
+            if self.exists(rel):
+                self.move(rel, displace_to or f"{rel}.displaced-{secrets.token_hex(3)}")
+            self._run("moveto", self._r(tmp), self._r(rel))
+            self._index().add(rel)
+        except BaseException:
+            self._run("deletefile", self._r(tmp), check=False)
+            raise
+
+    def get(self, rel: str, local: Path) -> bool:
+        if not self.exists(rel):
+            return False
+        return self._run("copyto", self._r(rel), str(local), check=False).returncode == 0
+
+    def move(self, rel: str, rel2: str) -> None:
+        dst, n = rel2, 1
+        while self.exists(dst):
+            n += 1
+            dst = f"{rel2}.{n}"
+        self._run("moveto", self._r(rel), self._r(dst))
+        self._index().discard(rel)
+        self._index().add(dst)
+
+    def list_dirs(self, rel: str) -> list[str]:
+        return sorted(e["Name"] for e in self._lsjson(rel, "--dirs-only"))
+
+    def list_files(self, rel: str) -> dict[str, int]:
+        out = {e["Path"]: e["Size"] for e in self._lsjson(rel, "-R", "--files-only")}
+        self._index().update(f"{rel}/{p}" for p in out)
+        return out

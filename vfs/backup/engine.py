@@ -1,0 +1,684 @@
+"""backup, check, repair and restore. Each returns a report dict; `ok` is True only when green.
+
+Rules: damaged bytes never replace good ones (a source is copied only when it hashes to its
+catalogued sha256; a repair only from a copy that does); nothing at a destination is deleted or
+overwritten (displaced files move to versions/<generation>/); a run that skipped anything says so
+and is not green.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import stat
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ..catalog.models import (
+    STATUS_TRASHED,
+    Album,
+    AlbumAsset,
+    Asset,
+    AssetKeyword,
+    AssetPerson,
+    Keyword,
+    Person,
+    Place,
+)
+from ..config import Config, load_config
+from ..hashing import sha256_file
+from ..metadata import media_kind
+from ..names import fs_to_text, is_side_file, text_to_fs
+from ..scan import SKIP_DIRS
+from .dest import LocalDest, RcloneDest, SourceChanged, VerifyError, open_dest
+
+MANIFEST_HEADER = "#photovfs-manifest-v1\tpath\tsize\tmtime_ns\tsha256\tstack"
+DESTS_FILE = "backup-destinations.json"
+FIXITY_FILE = "fixity.json"
+
+
+# ---- manifest ------------------------------------------------------------------------------------
+@dataclass
+class Entry:
+    path: str  # relative, os form (surrogateescape), POSIX separators
+    size: int
+    mtime_ns: int
+    sha256: str
+    stack: str = ""
+
+
+def _esc(p: str) -> str:
+    return p.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+
+
+def _unesc(p: str) -> str:
+    out, i = [], 0
+    while i < len(p):
+        c = p[i]
+        if c == "\\" and i + 1 < len(p):
+            out.append({"t": "\t", "n": "\n", "r": "\r", "\\": "\\"}.get(p[i + 1], p[i + 1]))
+            i += 2
+        else:
+            out.append(c)
+            i += 1
+    return "".join(out)
+
+
+def manifest_bytes(entries: dict[str, Entry]) -> bytes:
+    lines = [MANIFEST_HEADER]
+    for e in sorted(entries.values(), key=lambda e: e.path):
+        lines.append(f"{_esc(e.path)}\t{e.size}\t{e.mtime_ns}\t{e.sha256}\t{e.stack}")
+    return ("\n".join(lines) + "\n").encode("utf-8", "surrogateescape")
+
+
+def parse_manifest(data: bytes) -> dict[str, Entry]:
+    out: dict[str, Entry] = {}
+    for line in data.decode("utf-8", "surrogateescape").split("\n"):
+        if not line or line.startswith("#"):
+            continue
+        path, size, mtime, sha, stack = line.split("\t")
+        e = Entry(_unesc(path), int(size), int(mtime), sha, stack)
+        out[e.path] = e
+    return out
+
+
+def done_generations(dest) -> list[str]:
+    """Generation ids with a DONE marker, oldest first (ids sort by time)."""
+    return [g for g in dest.list_dirs("generations") if dest.exists(f"generations/{g}/DONE")]
+
+
+def read_manifest(dest, gen: str) -> dict[str, Entry]:
+    data = dest.read_bytes(f"generations/{gen}/MANIFEST.tsv")
+    return parse_manifest(data) if data is not None else {}
+
+
+# ---- library side --------------------------------------------------------------------------------
+def _rel(folder: str, filename: str) -> str:
+    return text_to_fs(f"{folder}/{filename}" if folder else filename)
+
+
+def _label(rel: str) -> str:
+    return fs_to_text(rel)
+
+
+def sqlite_path(cfg: Config) -> Path | None:
+    url = cfg.database_url
+    if url.startswith("sqlite:///"):
+        return Path(url[len("sqlite:///"):])
+    return None
+
+
+def _sessions(cfg: Config):
+    from ..catalog.db import make_engine
+
+    engine = make_engine(cfg.database_url)
+    return engine, Session(engine)
+
+
+def catalog_assets(s: Session) -> list[Asset]:
+    return list(s.scalars(select(Asset).where(Asset.status != STATUS_TRASHED)))
+
+
+def disk_problems(cfg: Config) -> tuple[dict[str, tuple[str, str]], set[str]]:
+    """Walk the originals: ({rel: (kind, detail)} for media-named things that cannot be backed up,
+    set of rel of every regular media file)."""
+    root = cfg.library
+    problems: dict[str, tuple[str, str]] = {}
+    regular: set[str] = set()
+    for dirpath, dirnames, filenames in os.walk(root):
+        here = Path(dirpath)
+        reldir = os.path.relpath(dirpath, root)
+        reldir = "" if reldir == "." else reldir.replace(os.sep, "/")
+        keep = []
+        for d in sorted(dirnames):
+            if d.startswith(".") or d in SKIP_DIRS or here / d == cfg.state_dir:
+                continue
+            if media_kind(d) is not None:
+                problems[f"{reldir}/{d}".lstrip("/")] = ("UNREADABLE", "a folder named like a photo")
+            keep.append(d)
+        dirnames[:] = keep
+        for f in sorted(filenames):
+            if is_side_file(f) or media_kind(f) is None:
+                continue
+            rel = f"{reldir}/{f}".lstrip("/")
+            try:
+                st = os.stat(here / f)
+            except OSError as exc:
+                kind = "dangling symlink" if os.path.islink(here / f) else exc.strerror
+                problems[rel] = ("UNREADABLE", f"unreadable: {kind}")
+                continue
+            if not stat.S_ISREG(st.st_mode):
+                problems[rel] = ("UNREADABLE", "not a regular file")
+                continue
+            if st.st_size == 0:
+                problems[rel] = ("ZERO_SIZE", "zero-byte file")
+            regular.add(rel)
+    return problems, regular
+
+
+def _load_json(path: Path, default):
+    try:
+        return json.loads(path.read_text())
+    except (FileNotFoundError, ValueError):
+        return default
+
+
+def _save_json(path: Path, data) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
+    os.replace(tmp, path)
+
+
+def known_destinations(cfg: Config) -> list[str]:
+    return [d["dest"] for d in _load_json(cfg.state_dir / DESTS_FILE, [])]
+
+
+def _remember_destination(cfg: Config, url: str, gen: str) -> None:
+    data = [d for d in _load_json(cfg.state_dir / DESTS_FILE, []) if d["dest"] != url]
+    data.append({"dest": url, "last_generation": gen, "at": datetime.now(UTC).isoformat()})
+    _save_json(cfg.state_dir / DESTS_FILE, data)
+
+
+def export_metadata(s: Session) -> dict:
+    paths = {a.id: f"{a.folder}/{a.filename}".lstrip("/") for a in
+             s.execute(select(Asset.id, Asset.folder, Asset.filename))}
+
+    def members(rows) -> list[str]:
+        return sorted(paths[i] for i in rows if i in paths)
+
+    people = [{"name": p.name, "trashed": p.trashed,
+               "members": members(s.scalars(select(AssetPerson.asset_id).where(
+                   AssetPerson.person_id == p.id, AssetPerson.rejected.is_(False))))}
+              for p in s.scalars(select(Person).order_by(Person.id)) if p.name]
+    albums = [{"path": a.path, "trashed": a.trashed,
+               "members": members(s.scalars(select(AlbumAsset.asset_id).where(
+                   AlbumAsset.album_id == a.id)))}
+              for a in s.scalars(select(Album).order_by(Album.path))]
+    places = [{"country": p.country, "region": p.region, "city": p.city,
+               "members": members(s.scalars(select(Asset.id).where(Asset.place_id == p.id)))}
+              for p in s.scalars(select(Place).order_by(Place.id))]
+    keywords = [{"name": k.name, "members": members(s.scalars(select(AssetKeyword.asset_id).where(
+        AssetKeyword.keyword_id == k.id)))} for k in s.scalars(select(Keyword).order_by(Keyword.name))]
+    return {"version": 1, "people": people, "albums": albums, "places": places,
+            "keywords": keywords}
+
+
+def snapshot_catalog(src: Path, dst: Path) -> None:
+    """An atomic copy of a live SQLite catalog (online backup API), checked with integrity_check."""
+    with sqlite3.connect(f"file:{src}?mode=ro", uri=True) as a, sqlite3.connect(dst) as b:
+        a.backup(b)
+    with sqlite3.connect(dst) as b:
+        res = b.execute("PRAGMA integrity_check").fetchall()
+    if res != [("ok",)]:
+        raise VerifyError(f"catalog snapshot fails integrity_check: {res[:3]}")
+
+
+# ---- backup --------------------------------------------------------------------------------------
+def backup(library: Path, dest_url: str, *, max_change: float = 0.20, force: bool = False,
+           state_dir: Path | None = None, config_file: Path | None = None,
+           verify_sources: bool = True, scan: bool = True) -> dict:
+    from ..library import Library
+
+    t0 = time.monotonic()
+    lib = Library.open(library, config_file=config_file, state_dir=state_dir)
+    cfg = lib.config
+    report: dict = {"command": "backup", "library": str(cfg.library), "dest": dest_url,
+                    "ok": False, "generation": None, "copied": [], "displaced": [],
+                    "unchanged": 0, "skipped": [], "corrupt": [], "stopped": None,
+                    "bytes_copied": 0}
+    try:
+        if scan:
+            sr = lib.scan()
+            report["scan_errors"] = sr.errors
+        dest = open_dest(dest_url)
+        report["dest"] = dest.url
+        gens = done_generations(dest)
+        prev = read_manifest(dest, gens[-1]) if gens else {}
+        report["previous_generation"] = gens[-1] if gens else None
+        with lib.session() as s:
+            assets = [(a.folder, a.filename, a.sha256, a.size, a.mtime_ns, a.stack_id)
+                      for a in catalog_assets(s)]
+        problems, _regular = disk_problems(cfg)
+        present = dest.list_files("current")  # replicas actually there (a crash, a tampered dest)
+        recopy: set[str] = set()
+        fixity = _load_json(cfg.state_dir / FIXITY_FILE, {})
+        new: dict[str, Entry] = {}
+        to_copy: list[tuple[Path, Entry]] = []
+        skipped_rels: set[str] = set()
+
+        def skip(rel: str, why: str) -> None:
+            skipped_rels.add(rel)
+            report["skipped"].append({"path": _label(rel), "reason": why})
+            if rel in prev:  # the replica stays; the manifest keeps describing it
+                new[rel] = prev[rel]
+
+        for folder, filename, sha, size, mtime_ns, stack_id in assets:
+            rel = _rel(folder, filename)
+            src = cfg.library / rel
+            if rel in problems:
+                skip(rel, problems[rel][1])
+                continue
+            try:
+                st = os.stat(src)
+            except OSError as exc:
+                skip(rel, f"unreadable: {exc.strerror}")
+                continue
+            if not stat.S_ISREG(st.st_mode):
+                skip(rel, "not a regular file")
+                continue
+            if st.st_size != size or st.st_mtime_ns != mtime_ns:
+                skip(rel, "changed since the catalog read it (edited outside): run scan")
+                continue
+            entry = Entry(rel, size, mtime_ns, sha, "" if stack_id is None else str(stack_id))
+            old = prev.get(rel)
+            if old is not None and old.sha256 == sha and old.size == size \
+                    and present.get(rel) != size:
+                recopy.add(rel)  # the replica is gone or damaged: copy again (the old one moves aside)
+                to_copy.append((src, entry))
+            elif old is not None and old.sha256 == sha and old.size == size:
+                if verify_sources:
+                    try:
+                        got = sha256_file(src)
+                    except OSError as exc:
+                        skip(rel, f"unreadable: {exc.strerror}")
+                        continue
+                    fixity[fs_to_text(rel)] = {"verified_at": time.time(),
+                                               "ok": got == sha}
+                    if got != sha:
+                        report["corrupt"].append(
+                            {"path": _label(rel), "reason": "content changed while size and mtime "
+                             "did not (bit rot): the good replica was kept; run repair"})
+                        skipped_rels.add(rel)
+                        new[rel] = old
+                        continue
+                new[rel] = entry
+                report["unchanged"] += 1
+            else:
+                to_copy.append((src, entry))
+        # problems the catalog does not know about (a zero-byte or unreadable new file)
+        catalogued = {_rel(f, n) for f, n, *_ in assets}
+        for rel, (_kind, why) in problems.items():
+            if rel not in catalogued and rel not in skipped_rels:
+                skip(rel, why)
+        deleted = [rel for rel in prev if rel not in new and rel not in {e.path for _, e in to_copy}
+                   and rel not in skipped_rels]
+        rewritten = [e.path for _, e in to_copy if e.path in prev and e.path not in recopy]
+        report["recopied"] = [_label(r) for r in sorted(recopy)]
+        report["deleted"] = [_label(r) for r in deleted]
+        if prev:
+            ratio = (len(deleted) + len(rewritten)) / len(prev)
+            report["change_ratio"] = round(ratio, 4)
+            if ratio > max_change and not force:
+                report["stopped"] = (
+                    f"mass-change guard: {len(deleted)} deleted and {len(rewritten)} rewritten of "
+                    f"{len(prev)} originals since generation {gens[-1]} ({ratio:.0%} > "
+                    f"{max_change:.0%}); nothing was written. Check the library (ransomware, a "
+                    f"failed disk, a wrong path?) and use --force if this is intended.")
+                return report
+        gen = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+        report["generation"] = gen
+        for rel in deleted:
+            if dest.exists(f"current/{rel}"):
+                dest.move(f"current/{rel}", f"versions/{gen}/{rel}")
+                report["displaced"].append({"path": _label(rel), "why": "deleted"})
+        for src, e in to_copy:
+            try:
+                displaced = dest.exists(f"current/{e.path}")
+                dest.put(src, f"current/{e.path}", e.sha256, displace_to=f"versions/{gen}/{e.path}",
+                         mtime_ns=e.mtime_ns)
+            except SourceChanged as exc:
+                report["corrupt"].append({"path": _label(e.path), "reason": str(exc)})
+                skipped_rels.add(e.path)
+                if e.path in prev:
+                    new[e.path] = prev[e.path]
+                continue
+            except (OSError, VerifyError) as exc:
+                skip(e.path, f"copy failed: {exc}")
+                continue
+            if displaced:
+                report["displaced"].append({"path": _label(e.path), "why": "changed"})
+            new[e.path] = e
+            report["copied"].append(_label(e.path))
+            report["bytes_copied"] += e.size
+        # the generation's own files, then verify, then DONE
+        gdir = f"generations/{gen}"
+        manifest = manifest_bytes(new)
+        dest.write_bytes(f"{gdir}/MANIFEST.tsv", manifest)
+        with lib.session() as s:
+            meta = json.dumps(export_metadata(s), indent=1, ensure_ascii=False).encode()
+        dest.write_bytes(f"{gdir}/metadata.json", meta)
+        dbp = sqlite_path(cfg)
+        if dbp is not None:
+            with tempfile.TemporaryDirectory() as td:
+                snap = Path(td) / "catalog.db"
+                snapshot_catalog(dbp, snap)
+                dest.put(snap, f"{gdir}/catalog.db", sha256_file(snap))
+        else:
+            report["skipped"].append({"path": "catalog.db", "reason": "not SQLite: no snapshot"})
+        # verify: manifest reads back, every file it lists is present with its size
+        if dest.read_bytes(f"{gdir}/MANIFEST.tsv") != manifest:
+            raise VerifyError("MANIFEST.tsv does not read back")
+        present = dest.list_files("current")
+        missing = [e.path for e in new.values() if present.get(e.path) != e.size]
+        if missing:
+            raise VerifyError(f"replica incomplete: {[_label(m) for m in missing[:5]]}")
+        complete = not report["skipped"] and not report["corrupt"]
+        dest.write_bytes(f"{gdir}/DONE", json.dumps(
+            {"generation": gen, "complete": complete, "files": len(new),
+             "skipped": report["skipped"], "corrupt": report["corrupt"]}, indent=1).encode())
+        _remember_destination(cfg, dest.url, gen)
+        _save_json(cfg.state_dir / FIXITY_FILE, fixity)
+        report["files"] = len(new)
+        report["ok"] = complete
+        return report
+    except (OSError, VerifyError) as exc:
+        report["error"] = f"the generation was not finished (no DONE marker): {exc}"
+        report["ok"] = False
+        return report
+    finally:
+        report["seconds"] = round(time.monotonic() - t0, 3)
+        lib.close()
+
+
+# ---- check ---------------------------------------------------------------------------------------
+def parse_budget(text: str | None, total: int) -> int | None:
+    if not text or text in ("all", "100%"):
+        return None
+    t = text.strip().upper()
+    if t.endswith("%"):
+        return int(total * float(t[:-1]) / 100)
+    mult = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+    if t[-1] in mult:
+        return int(float(t[:-1]) * mult[t[-1]])
+    return int(t)
+
+
+def check(library: Path, *, budget: str | None = None, state_dir: Path | None = None,
+          config_file: Path | None = None, record: bool = True) -> dict:
+    """Report every way the library differs from its catalog; change nothing but the fixity log."""
+    t0 = time.monotonic()
+    cfg = load_config(Path(library), config_file=config_file, state_dir=state_dir)
+    findings: list[dict] = []
+    report: dict = {"command": "check", "library": str(cfg.library), "findings": findings}
+
+    def find(kind: str, rel_or_label: str, detail: str) -> None:
+        findings.append({"kind": kind, "path": rel_or_label, "detail": detail})
+
+    dbp = sqlite_path(cfg)
+    if dbp is not None:
+        if not dbp.exists():
+            find("CATALOG", str(dbp), "the catalog is missing")
+            report["ok"] = False
+            return report
+        try:
+            with sqlite3.connect(f"file:{dbp}?mode=ro", uri=True) as c:
+                res = c.execute("PRAGMA integrity_check").fetchall()
+        except sqlite3.DatabaseError as exc:
+            res = [(str(exc),)]
+        if res != [("ok",)]:
+            find("CATALOG", str(dbp), f"integrity_check: {'; '.join(r[0] for r in res[:5])}")
+    engine, s = _sessions(cfg)
+    try:
+        assets = [(a.folder, a.filename, a.sha256, a.size, a.mtime_ns) for a in catalog_assets(s)]
+    except Exception as exc:  # a catalog too damaged to read: that is the finding
+        find("CATALOG", cfg.database_url, f"cannot read the assets: {exc.__class__.__name__}")
+        report["ok"] = False
+        return report
+    finally:
+        s.close()
+        engine.dispose()
+    problems, regular = disk_problems(cfg)
+    fixity_path = cfg.state_dir / FIXITY_FILE
+    fixity = _load_json(fixity_path, {})
+    to_hash: list[tuple[str, str, int]] = []
+    catalogued = set()
+    for folder, filename, sha, size, mtime_ns in assets:
+        rel = _rel(folder, filename)
+        catalogued.add(rel)
+        label = _label(rel)
+        if rel in problems:
+            find(problems[rel][0], label, problems[rel][1])
+            continue
+        try:
+            st = os.stat(cfg.library / rel)
+        except FileNotFoundError:
+            find("MISSING", label, "catalogued but not on disk")
+            continue
+        except OSError as exc:
+            find("UNREADABLE", label, f"unreadable: {exc.strerror}")
+            continue
+        if st.st_size != size or st.st_mtime_ns != mtime_ns:
+            find("EDITED", label, "edited outside photovfs (new size/mtime): rescan")
+            continue
+        to_hash.append((rel, sha, size))
+    for rel in sorted(set(problems) - catalogued):
+        find(problems[rel][0], _label(rel), problems[rel][1])
+    for rel in sorted(regular - catalogued - set(problems)):
+        find("UNTRACKED", _label(rel), "a media file the catalog does not know: scan")
+    total = sum(size for _, _, size in to_hash)
+    limit = parse_budget(budget, total)
+    to_hash.sort(key=lambda t: (fixity.get(_label(t[0]), {}).get("verified_at", 0.0), t[0]))
+    read = hashed = 0
+    for rel, sha, size in to_hash:
+        if limit is not None and read + size > limit and hashed > 0:
+            break
+        try:
+            got = sha256_file(cfg.library / rel)
+        except OSError as exc:
+            find("UNREADABLE", _label(rel), f"unreadable: {exc.strerror}")
+            continue
+        read += size
+        hashed += 1
+        fixity[_label(rel)] = {"verified_at": time.time(), "ok": got == sha}
+        if got != sha:
+            find("CORRUPT", _label(rel),
+                 "content changed while size and mtime did not (bit rot): run repair")
+    if record:
+        _save_json(fixity_path, fixity)
+    secs = time.monotonic() - t0
+    report.update(ok=not findings, files=len(assets), hashed=hashed, not_hashed=len(to_hash) - hashed,
+                  bytes_read=read, seconds=round(secs, 3))
+    return report
+
+
+# ---- repair --------------------------------------------------------------------------------------
+def _candidates(dest, rel: str) -> list[str]:
+    """Where a copy of rel may be at a destination: current/, then displaced versions, newest first."""
+    out = [f"current/{rel}"]
+    for g in reversed(dest.list_dirs("versions")):
+        out.append(f"versions/{g}/{rel}")
+    return out
+
+
+def fetch_verified(dest, rel: str, sha: str, target: Path) -> str | None:
+    """Copy a version of rel whose sha256 is `sha` next to target, verified; return where it came from."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    for cand in _candidates(dest, rel):
+        tmp = target.parent / f".pvb-repair-{os.getpid()}.part"
+        try:
+            if not dest.get(cand, tmp):
+                continue
+            if sha256_file(tmp) != sha:
+                continue
+            fd = os.open(tmp, os.O_RDONLY)
+            os.fsync(fd)
+            os.close(fd)
+            os.replace(tmp, target)
+            return f"{dest.url}/{cand}"
+        finally:
+            tmp.unlink(missing_ok=True)
+    return None
+
+
+def repair(library: Path, *, state_dir: Path | None = None, config_file: Path | None = None,
+           dests: list[str] | None = None) -> dict:
+    from ..files import fsync_dir
+
+    cfg = load_config(Path(library), config_file=config_file, state_dir=state_dir)
+    found = check(library, state_dir=state_dir, config_file=config_file)
+    urls = dests or known_destinations(cfg)
+    report: dict = {"command": "repair", "library": str(cfg.library), "destinations": urls,
+                    "repaired": [], "unrepaired": [], "other_findings": []}
+    engine, s = _sessions(cfg)
+    try:
+        rows = {fs_to_text(_rel(a.folder, a.filename)): (a.sha256, a.mtime_ns)
+                for a in catalog_assets(s)}
+    finally:
+        s.close()
+        engine.dispose()
+    for f in found["findings"]:
+        if f["kind"] not in ("CORRUPT", "MISSING"):
+            report["other_findings"].append(f)
+            continue
+        label = f["path"]
+        sha, mtime_ns = rows[label]
+        rel = text_to_fs(label)
+        target = cfg.library / rel
+        source = None
+        for url in urls:
+            source = fetch_verified(open_dest(url), rel, sha, target)
+            if source:
+                break
+        if source is None:
+            report["unrepaired"].append({"path": label, "kind": f["kind"],
+                                         "reason": "no copy with the catalogued sha256 in "
+                                         f"{urls or 'any known destination'}; nothing changed"})
+            continue
+        os.utime(target, ns=(mtime_ns, mtime_ns))
+        fsync_dir(target.parent)
+        if sha256_file(target) != sha:  # cannot happen unless the disk is failing
+            report["unrepaired"].append({"path": label, "kind": f["kind"],
+                                         "reason": "repaired copy does not verify: disk failing?"})
+            continue
+        report["repaired"].append({"path": label, "kind": f["kind"], "from": source})
+    report["ok"] = not report["unrepaired"] and not report["other_findings"]
+    return report
+
+
+# ---- restore -------------------------------------------------------------------------------------
+def restore(dest_url: str, target: Path, *, generation: str | None = None, dry_run: bool = False,
+            from_files: bool = False) -> dict:
+    dest = open_dest(dest_url)
+    gens = done_generations(dest)
+    report: dict = {"command": "restore", "dest": dest.url, "target": str(target), "ok": False,
+                    "restored": 0, "problems": [], "dry_run": dry_run}
+    if not gens:
+        report["problems"].append("no finished generation at the destination")
+        return report
+    gen = generation or gens[-1]
+    if gen not in gens:
+        report["problems"].append(f"generation {gen} is not a finished generation: {gens}")
+        return report
+    report["generation"] = gen
+    if target.exists() and any(target.iterdir()):
+        report["problems"].append(f"{target} is not empty")
+        return report
+    entries = read_manifest(dest, gen)
+    report["files"] = len(entries)
+    later = [g for g in dest.list_dirs("versions") if g > gen]
+    if dry_run:
+        present = dest.list_files("current")
+        report["would_restore"] = [
+            {"path": _label(e.path), "size": e.size,
+             "from": "current" if present.get(e.path) == e.size else "versions"}
+            for e in entries.values()]
+        report["ok"] = True
+        return report
+    target.mkdir(parents=True, exist_ok=True)
+    for e in entries.values():
+        dst = target / e.path
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dst.parent / f".pvb-restore-{os.getpid()}.part"
+        got = None
+        for cand in [f"current/{e.path}"] + [f"versions/{g}/{e.path}" for g in later]:
+            if dest.get(cand, tmp) and sha256_file(tmp) == e.sha256:
+                os.utime(tmp, ns=(e.mtime_ns, e.mtime_ns))
+                os.replace(tmp, dst)
+                got = cand
+                break
+        tmp.unlink(missing_ok=True)
+        if got is None:
+            report["problems"].append(f"{_label(e.path)}: no copy with sha256 {e.sha256[:12]}")
+        else:
+            report["restored"] += 1
+    state = target / ".photovfs"
+    state.mkdir(exist_ok=True)
+    if from_files:
+        report["metadata"] = _reapply_metadata(dest, gen, target)
+    else:
+        if not dest.get(f"generations/{gen}/catalog.db", state / "catalog.db"):
+            report["problems"].append("the generation has no catalog snapshot: use --from-files")
+    chk = check(target)
+    report["check"] = {"ok": chk["ok"], "findings": chk["findings"]}
+    report["ok"] = not report["problems"] and chk["ok"]
+    return report
+
+
+def _reapply_metadata(dest, gen: str, target: Path) -> dict:
+    """Rescan restored originals and put back people, albums and keywords by path."""
+    from ..catalog.store import album_by_path, person_by_name
+    from ..library import Library
+
+    raw = dest.read_bytes(f"generations/{gen}/metadata.json")
+    meta = json.loads(raw) if raw else {}
+    lib = Library.open(target)
+    counts = {"people": 0, "albums": 0, "keywords": 0, "links": 0, "unknown_paths": 0}
+    try:
+        lib.scan()
+        with lib.write() as s:
+            ids = {f"{a.folder}/{a.filename}".lstrip("/"): a.id
+                   for a in s.execute(select(Asset.id, Asset.folder, Asset.filename))}
+
+            def members(item):
+                for p in item.get("members", []):
+                    if p in ids:
+                        yield ids[p]
+                    else:
+                        counts["unknown_paths"] += 1
+
+            for p in meta.get("people", []):
+                person = person_by_name(s, p["name"])
+                assert person is not None
+                person.trashed = bool(p.get("trashed"))
+                counts["people"] += 1
+                for aid in members(p):
+                    link = select(AssetPerson.id).where(AssetPerson.asset_id == aid,
+                                                        AssetPerson.person_id == person.id)
+                    if s.scalar(link) is None:
+                        s.add(AssetPerson(asset_id=aid, person_id=person.id, source="manual"))
+                        counts["links"] += 1
+            for a in meta.get("albums", []):
+                album = album_by_path(s, a["path"])
+                assert album is not None
+                album.trashed = bool(a.get("trashed"))
+                counts["albums"] += 1
+                for aid in members(a):
+                    if s.get(AlbumAsset, (album.id, aid)) is None:
+                        s.add(AlbumAsset(album_id=album.id, asset_id=aid, added_at=datetime.now()))
+                        counts["links"] += 1
+            for k in meta.get("keywords", []):
+                kid = s.scalar(select(Keyword.id).where(Keyword.name == k["name"]))
+                if kid is None:
+                    kw = Keyword(name=k["name"])
+                    s.add(kw)
+                    s.flush()
+                    kid = kw.id
+                counts["keywords"] += 1
+                for aid in members(k):
+                    if s.get(AssetKeyword, (aid, kid)) is None:
+                        s.add(AssetKeyword(asset_id=aid, keyword_id=kid))
+                        counts["links"] += 1
+    finally:
+        lib.close()
+    return counts
+
+
+__all__ = ["backup", "check", "repair", "restore", "RcloneDest", "LocalDest"]
