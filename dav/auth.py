@@ -7,10 +7,9 @@ The verified user's role becomes the `Actor` of every core call of the request.
 
 from __future__ import annotations
 
-from wsgidav.dc.base_dc import BaseDomainController
-
 from photovfs.roles import Actor
 from photovfs.users import Users
+from wsgidav.dc.base_dc import BaseDomainController
 
 REALM = "photovfs"
 ANONYMOUS_ADMIN = Actor("anonymous", "admin")

@@ -9,9 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from wsgidav.dav_error import DAVError
-
 from photovfs import errors as e
+from wsgidav.dav_error import DAVError
 
 #: core error -> HTTP status. `Exists` depends on the request: MKCOL on an existing URL is 405
 #: (RFC 4918 9.3.1); COPY/MOVE onto an existing target without Overwrite is 412 (9.8.5); see

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from urllib.parse import unquote
 
-from sqlalchemy import delete, or_, select
-
 from photovfs.catalog.models import DeadProperty
+from sqlalchemy import delete, or_, select
 
 
 def _key(ref_url: str) -> str:

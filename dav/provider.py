@@ -9,13 +9,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from wsgidav.dav_error import HTTP_FORBIDDEN, DAVError
-from wsgidav.dav_provider import DAVCollection, DAVNonCollection, DAVProvider
-
 from photovfs.errors import NotFound, PhotoVFSError
 from photovfs.names import split_path
 from photovfs.node import Node
 from photovfs.roles import Actor, check_write
+from wsgidav.dav_error import HTTP_CREATED, HTTP_FORBIDDEN, DAVError
+from wsgidav.dav_provider import DAVCollection, DAVNonCollection, DAVProvider
 
 from .errors import to_dav_error, translate
 
@@ -169,8 +168,15 @@ class _Common:
             if pm is not None:
                 pm.remove_properties(dest.get_ref_url(), self.environ, with_children=False)
 
+    def _done(self, dest_existed: bool):
+        """What handle_copy/handle_move return: 204 over an existing target, 201 for a new one."""
+        if dest_existed:
+            return True
+        return [(self.get_href(), DAVError(HTTP_CREATED))]
+
     def handle_move(self, dest_path: str):
         """MOVE is one core call (`lib.move`): rename, add to an album, restore from trash..."""
+        existed = self.provider.exists(dest_path, self.environ)
         if self._overwrite():
             self._clear_destination(dest_path)
         with translate("MOVE"):
@@ -184,10 +190,15 @@ class _Common:
                                environ=self.environ)
         if lm is not None:
             lm.remove_all_locks_from_url(self.get_ref_url(), recursive=True)
-        return True
+        return self._done(existed)
 
     def support_recursive_move(self, dest_path):
         return False
+
+    def get_property_value(self, name):
+        if name in ("{DAV:}quota-used-bytes", "{DAV:}quota-available-bytes"):
+            raise DAVError(404)  # not offered (wsgidav would answer an empty 200)
+        return super().get_property_value(name)
 
     # ---- dead properties ---------------------------------------------------------------------
     def set_property_value(self, name, value, *, dry_run=False):
@@ -259,6 +270,9 @@ class FileResource(_Common, DAVNonCollection):
     # ---- COPY --------------------------------------------------------------------------------
     def handle_copy(self, dest_path, *, depth_infinity):
         """COPY is one core call: by reference into albums and people, bytes elsewhere."""
+        existed = self.provider.exists(dest_path, self.environ)
+        if self._overwrite():
+            self._clear_destination(dest_path)
         with translate("COPY"):
             node = self.lib.copy(self.vpath, vpath(dest_path), actor_of(self.environ),
                                  overwrite=self._overwrite())
@@ -267,7 +281,7 @@ class FileResource(_Common, DAVNonCollection):
             dest = make_resource(self.provider, node, self.environ)
             pm.remove_properties(dest.get_ref_url(), self.environ, with_children=False)
             pm.copy_properties(self.get_ref_url(), dest.get_ref_url(), self.environ)
-        return True
+        return self._done(existed)
 
     def copy_move_single(self, dest_path, *, is_move):
         if is_move:

@@ -181,3 +181,35 @@ def _path(lib_or_path) -> Path:
 
 
 list = list_users  # noqa: A001  (the brief's name: users.list(lib))
+
+
+def cmd_user(args) -> int:
+    """`photovfs user add|remove|list LIBRARY [NAME] [--role R] [--password-stdin]`."""
+    import getpass
+    import sys
+
+    from .config import load_config
+
+    if not args.library.is_dir():
+        raise SystemExit(f"photovfs: {args.library} is not a folder")
+    cfg = load_config(args.library, config_file=args.config, state_dir=args.state)
+    users = users_for(cfg.users_file)
+    if args.action == "list":
+        for u in users.list():
+            print(f"{u.name}\t{u.role}")
+        return 0
+    if not args.name:
+        raise SystemExit(f"photovfs: user {args.action} needs a NAME")
+    if args.action == "remove":
+        users.remove(args.name)
+        print(f"removed {args.name}")
+        return 0
+    if args.password_stdin or not sys.stdin.isatty():
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = getpass.getpass(f"password for {args.name}: ")
+        if getpass.getpass("again: ") != password:
+            raise SystemExit("photovfs: the passwords differ")
+    u = users.add(args.name, args.role, password, replace=args.replace)
+    print(f"{'updated' if args.replace else 'added'} {u.name} ({u.role}) in {cfg.users_file}")
+    return 0
