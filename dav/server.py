@@ -12,6 +12,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 from pathlib import Path
 
 from cheroot import wsgi
@@ -141,13 +142,10 @@ def run_in_thread(lib, host: str = "127.0.0.1", port: int = 0, **kw):
 
 
 def start_watcher(lib):
-    """Hook for the ingest engineer's file watcher (`photovfs.watch`): started when it exists."""
-    try:
-        from photovfs import watch  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    start = getattr(watch, "start", None) or getattr(watch, "watch", None)
-    return start(lib) if callable(start) else None
+    """Watch the inbox (quiet period) and the originals (changes by other programs)."""
+    from photovfs.watch import Watcher
+
+    return Watcher(lib).start()
 
 
 def _scan_in_background(lib) -> threading.Thread:
@@ -200,9 +198,13 @@ def serve(lib, host: str | None = None, port: int | None = None, cert: Path | No
     thread = threading.Thread(target=server.serve, name="photovfs-dav", daemon=True)
     thread.start()
     try:
+        housekeeping = 0.0
         while not stop.wait(0.5):
             if not thread.is_alive():
                 break
+            if time.monotonic() - housekeeping > 3600:  # expired trash is purged by the server
+                housekeeping = time.monotonic()
+                lib.purge_expired()
     finally:
         print("photovfs: stopping", file=sys.stderr, flush=True)
         server.stop()

@@ -11,7 +11,6 @@ import errno
 import logging
 
 import pyfuse3
-
 from photovfs.errors import (
     BadMedia,
     Conflict,
