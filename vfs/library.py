@@ -35,7 +35,7 @@ from .node import Node
 from .roles import SYSTEM, Actor, check_write
 from .scratch import Scratch
 from .views import VIEW_CLASSES
-from .views.base import View, original_path
+from .views.base import View, original_path, original_path_str
 
 #: views where an empty upload waits as a placeholder for its content (see commit_file)
 PLACEHOLDER_VIEWS = ("by-album",)
@@ -46,6 +46,7 @@ class Library:
 
     def __init__(self, config: Config) -> None:
         self.config = config
+        self._root_str = str(config.library)
         for sub in ("", "tmp", "trash", "scratch"):
             (config.state_dir / sub).mkdir(parents=True, exist_ok=True)
         config.inbox_dir.mkdir(parents=True, exist_ok=True)
@@ -140,6 +141,9 @@ class Library:
 
     def original_path(self, folder: str, filename: str) -> Path:
         return original_path(self.config.library, folder, filename)
+
+    def original_path_str(self, folder: str, filename: str) -> str:
+        return original_path_str(self._root_str, folder, filename)
 
     def vname(self, asset_id: int | None) -> str:
         with self.session() as s:

@@ -25,7 +25,7 @@ _PUA_BASE = 0xF700
 def fs_to_text(name: str | bytes) -> str:
     """An on-disk name as catalog/virtual text (reversible with `text_to_fs`)."""
     text = os.fsdecode(name) if isinstance(name, bytes) else name
-    if not any(0xDC80 <= ord(c) <= 0xDCFF for c in text):
+    if text.isascii() or not any(0xDC80 <= ord(c) <= 0xDCFF for c in text):
         return text
     return "".join(
         chr(ord(c) - _SURROGATE_BASE + _PUA_BASE) if 0xDC80 <= ord(c) <= 0xDCFF else c for c in text
@@ -34,7 +34,7 @@ def fs_to_text(name: str | bytes) -> str:
 
 def text_to_fs(text: str) -> str:
     """Catalog text back to an os-level str (surrogateescape form) naming the real file."""
-    if not any(0xF780 <= ord(c) <= 0xF7FF for c in text):
+    if text.isascii() or not any(0xF780 <= ord(c) <= 0xF7FF for c in text):
         return text
     return "".join(
         chr(ord(c) - _PUA_BASE + _SURROGATE_BASE) if 0xF780 <= ord(c) <= 0xF7FF else c for c in text
