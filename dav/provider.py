@@ -65,12 +65,19 @@ class PhotoProvider(DAVProvider):
 
     def get_resource_inst(self, path: str, environ: dict):
         self._count_get_resource_inst += 1
+        method = environ.get("REQUEST_METHOD", "")
+        # wsgidav asks twice per GET (authenticator/browser, then the handler); a read-only
+        # request may reuse the first answer, a write must always see the current state
+        memo = environ.setdefault("photovfs.nodes", {}) if method in ("GET", "HEAD") else None
         try:
-            node = self.lib.resolve(vpath(path))
+            node = memo[path] if memo is not None and path in memo else \
+                self.lib.resolve(vpath(path))
         except NotFound:
             return None
         except PhotoVFSError as exc:
-            raise to_dav_error(exc, environ.get("REQUEST_METHOD", "")) from exc
+            raise to_dav_error(exc, method) from exc
+        if memo is not None:
+            memo[path] = node
         return make_resource(self, node, environ)
 
     def exists(self, path: str, environ: dict) -> bool:
