@@ -34,7 +34,7 @@ setup() {
   local stamp=.venv/.photovfs-installed
   if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     .venv/bin/python -m pip install -q --upgrade pip
-    .venv/bin/python -m pip install -q -e ".[test,fuse]"
+    .venv/bin/python -m pip install -q -e ".[test,fuse,faces]"
     touch "$stamp"
   fi
 }

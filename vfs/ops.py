@@ -156,7 +156,7 @@ def _restore_person(self: Library, s, item: TrashItem, data: dict) -> str:
         s.execute(update(AssetPerson).where(AssetPerson.person_id == link["person_id"],
                                             AssetPerson.asset_id == link["asset_id"])
                   .values(rejected=False))
-    return f"by-person/{person.name}"
+    return f"by-person/{_person_folder(person)}"
 
 
 def _restore_link(self: Library, s, item: TrashItem, data: dict) -> str:
@@ -170,7 +170,7 @@ def _restore_link(self: Library, s, item: TrashItem, data: dict) -> str:
                                         AssetPerson.asset_id == data["asset_id"])
               .values(rejected=False))
     person = s.get(Person, data["person_id"])
-    return f"by-person/{person.name}"
+    return f"by-person/{_person_folder(person)}"
 
 
 _RESTORERS = {"asset": _restore_asset, "album": _restore_album, "person": _restore_person,
@@ -309,6 +309,13 @@ def _merge_album(s, album: Album, target: Album) -> None:
 
 
 # ---- people --------------------------------------------------------------------------------------
+def _person_folder(person: Person) -> str:
+    """The person's folder name: the name, or the stable 'Unnamed 0042' of an unnamed group."""
+    from .views.by_person import unnamed_folder
+
+    return person.name or unnamed_folder(person.id)
+
+
 def tag_person(self: Library, person_id: int, asset_id: int | None) -> None:
     with self.write() as s:
         link = s.scalar(select(AssetPerson).where(AssetPerson.person_id == person_id,
@@ -328,7 +335,7 @@ def untag_person(self: Library, person_id: int, asset_id: int | None, actor: Act
                   .values(rejected=True))
         person = s.get(Person, person_id)
         vname = s.scalar(select(Asset.vname).where(Asset.id == asset_id))
-        _trash_item(self, s, "link", f"{vname} (not {person.name})", actor,
+        _trash_item(self, s, "link", f"{vname} (not {_person_folder(person)})", actor,
                     payload={"person_id": person_id, "asset_id": asset_id}, asset_id=asset_id)
     self.sidecars.mark([asset_id])
 
@@ -346,7 +353,7 @@ def trash_person(self: Library, person_id: int, actor: Actor) -> None:
                 links.append(data)
                 s.delete(item)
         ids += [link["asset_id"] for link in links]
-        _trash_item(self, s, "person", f"person {person.name}", actor,
+        _trash_item(self, s, "person", f"person {_person_folder(person)}", actor,
                     payload={"person_id": person_id, "asset_ids": ids, "links": links})
     self.sidecars.mark(ids)
 
