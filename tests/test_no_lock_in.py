@@ -8,12 +8,11 @@ from datetime import datetime
 from pathlib import Path
 
 from photogen import make_jpeg, write_sidecar, xmp_face_regions
-from sqlalchemy import select
-
 from photovfs.catalog.models import AssetPerson
 from photovfs.config import load_config
 from photovfs.library import Library
 from photovfs.metadata import extract
+from sqlalchemy import select
 
 
 def _lib(tmp_path: Path) -> tuple[Path, Library]:

@@ -7,10 +7,9 @@ from datetime import datetime
 from pathlib import Path
 
 from photogen import make_jpeg, write_sidecar, xmp_face_regions
-from sqlalchemy import select
-
 from photovfs.catalog.models import AssetPerson
 from photovfs.library import Library
+from sqlalchemy import select
 
 
 def test_named_xmp_face_regions_fill_by_person(tmp_path: Path):

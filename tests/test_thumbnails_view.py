@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from PIL import Image
-
 from conftest import jpeg_with_date
 from photovfs.config import load_config
 from photovfs.library import Library
+from PIL import Image
 
 
 def test_thumbnail_listing_reports_exact_sizes_of_real_jpegs(photo_dir, tmp_path):
