@@ -191,3 +191,62 @@ def test_rm_r_of_a_person_restores_the_name_and_every_link(library: Library):
     (item,) = library.list("trash")
     library.move(item.path, "by-person/Eve")
     assert [n.name for n in library.list("by-person/Eve")] == ["IMG_0002.jpg"]
+
+
+def test_originals_can_be_reorganised_and_identities_follow(library: Library, photo_dir: Path):
+    node = library.resolve("originals/old/scan.jpg")
+    library.mkdir("by-album/Keep")
+    library.copy(node.path, "by-album/Keep/scan.jpg")
+    library.mkdir("originals/1999")
+    library.move("originals/old/scan.jpg", "originals/1999/scan.jpg")
+    assert (photo_dir / "1999" / "scan.jpg").exists()
+    assert library.resolve("originals/1999/scan.jpg").asset_id == node.asset_id
+    library.move("originals/1999", "originals/Scans 1999")
+    moved = library.resolve("originals/Scans 1999/scan.jpg")
+    assert moved.asset_id == node.asset_id and moved.source.exists()
+    assert [n.asset_id for n in library.list("by-album/Keep")] == [node.asset_id]
+    assert library.scan().moved == 0  # the catalog already knew
+
+
+def test_computed_folders_refuse_mkdir_rmdir_and_move(library: Library):
+    from photovfs.errors import ReadOnly
+
+    for op in (lambda: library.mkdir("by-date/2021/05"),
+               lambda: library.move("by-date/2021", "by-date/2022"),
+               lambda: library.remove("by-date/2021"),
+               lambda: library.move("by-place/Italy", "by-place/Italia")):
+        with pytest.raises(ReadOnly):
+            op()
+
+
+def test_a_new_file_put_into_an_album_is_ingested_and_added(library: Library, tmp_path: Path):
+    library.mkdir("by-album/Party")
+    new = jpeg_with_date(tmp_path / "n.jpg", datetime(2022, 2, 2, 20, 0, 0), color=(7, 7, 7))
+    with library.begin_write("by-album/Party/party.jpg") as up:
+        up.write(new.read_bytes())
+        up.commit()
+    assert [n.name for n in library.list("by-album/Party")] == ["party.jpg"]
+    assert [n.name for n in library.list("by-date/2022/02/02")] == ["party.jpg"]
+    # a byte-identical copy of an existing photo only adds the reference
+    existing = library.resolve("by-date/2021/04/30/IMG_0002.jpg")
+    with library.begin_write("by-album/Party/again.jpg") as up:
+        up.write(existing.source.read_bytes())
+        up.commit()
+    assert sorted(n.asset_id for n in library.list("by-album/Party")) == sorted(
+        [library.resolve("by-album/Party/party.jpg").asset_id, existing.asset_id])
+    assert len(list(library.config.library.rglob("IMG_0002.jpg"))) == 1
+
+
+def test_two_edits_without_locks_last_complete_wins_and_both_old_versions_are_kept(
+        library: Library, tmp_path: Path):
+    node = library.resolve("by-date/2021/04/30/IMG_0002.jpg")
+    first = jpeg_with_date(tmp_path / "1.jpg", datetime(2021, 4, 30, 10), color=(1, 1, 1))
+    second = jpeg_with_date(tmp_path / "2.jpg", datetime(2021, 4, 30, 10), color=(2, 2, 2))
+    a, b = library.begin_write(node.path), library.begin_write(node.path)
+    a.write(first.read_bytes())
+    b.write(second.read_bytes())
+    a.commit()
+    b.commit()
+    assert node.source.read_bytes() == second.read_bytes()
+    versions = [n for n in library.list("trash") if "version" in n.name]
+    assert len(versions) == 2
