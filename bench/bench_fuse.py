@@ -1,0 +1,225 @@
+"""FUSE mount benchmark: one command, prints a table, never asserts.
+
+    python bench/bench_fuse.py [--tree 100000] [--flat 10000] [--keep DIR]
+
+1. sequential read of a 24 MP original (~10 MB JPEG) through the mount vs directly from disk, first
+   read (page cache of the real file evicted with posix_fadvise DONTNEED) and warm;
+2. `ls -l` of a 10,000-entry folder (an album and the originals folder) vs the plain folder on disk;
+3. `find` over a tree of --tree assets (originals/ and by-date/) vs `find` on the plain tree.
+
+The big catalogues are written straight into SQLite (rows via the catalog models, files as hard links
+to one tiny JPEG: they share a hash, which does not matter for listings; virtual names are unique).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+
+PHOTOVFS = Path(sys.executable).with_name("photovfs")
+
+
+def make_big_jpeg(path: Path) -> None:
+    from PIL import Image
+
+    rnd = random.Random(24)
+    small = Image.frombytes("RGB", (1500, 1000), rnd.randbytes(1500 * 1000 * 3))
+    img = small.resize((6000, 4000), Image.BICUBIC)
+    exif = Image.Exif()
+    exif.get_ifd(0x8769)[0x9003] = "2020:06:01 12:00:00"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img.save(path, "JPEG", quality=93, exif=exif.tobytes())
+
+
+def tiny_jpeg() -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (16, 16), (120, 30, 30)).save(buf, "JPEG")
+    return buf.getvalue()
+
+
+def populate(lib_dir: Path, flat: int, tree: int) -> dict[str, float]:
+    """Files as hard links + catalog rows inserted in bulk. Returns build timings."""
+    from photovfs.catalog.models import Album, AlbumAsset, Asset, Folder
+    from photovfs.catalog.store import rendition_name
+    from photovfs.library import Library
+    from sqlalchemy import insert
+
+    timings = {}
+    t0 = time.perf_counter()
+    seed = lib_dir / ".seed.jpg"
+    seed.write_bytes(tiny_jpeg())
+    size = seed.stat().st_size
+    make_big_jpeg(lib_dir / "big" / "big.jpg")
+    lib = Library.open(lib_dir)
+    lib.scan()  # the big photo, catalogued the normal way
+    now = datetime.now()
+    mtime_ns = seed.stat().st_mtime_ns
+    rows, folders = [], set()
+
+    def add(folder: str, name: str, when: datetime) -> None:
+        d = lib_dir / folder
+        if folder not in folders:
+            d.mkdir(parents=True, exist_ok=True)
+            folders.add(folder)
+        if len(rows) % 50_000 == 0:  # a file has at most ~65,000 links (ext4)
+            shutil.copyfile(seed, lib_dir / f".seed-{len(rows)}.jpg")
+        os.link(lib_dir / f".seed-{len(rows) // 50_000 * 50_000}.jpg", d / name)
+        tname = rendition_name(name)
+        rows.append(dict(folder=folder, filename=name, vname=name, vname_key=name.casefold(),
+                         tname=tname, tname_key=tname.casefold(), sha256="0" * 64, size=size,
+                         mtime_ns=mtime_ns, media_type="image", mime="image/jpeg", status="ok",
+                         taken_at=when, year=when.year, month=when.month, day=when.day,
+                         added_at=now))
+
+    base = datetime(2000, 1, 1, 12)
+    for i in range(flat):
+        add("flat", f"f{i:05d}.jpg", base)
+    for i in range(tree):
+        when = base + timedelta(days=i // 40)  # 40 photos a day: ~2,500 day folders per 100k
+        add(f"tree/{when:%Y}/{when:%m}/{when:%d}", f"t{i:06d}.jpg", when)
+    timings["files"] = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    all_folders = set()
+    for f in folders:
+        parts = f.split("/")
+        all_folders |= {"/".join(parts[:n]) for n in range(1, len(parts) + 1)}
+    with lib.write() as s:
+        for chunk in range(0, len(rows), 5000):
+            s.execute(insert(Asset), rows[chunk:chunk + 5000])
+        s.execute(insert(Folder), [dict(path=f, parent=f.rpartition("/")[0],
+                                         name=f.rpartition("/")[2]) for f in sorted(all_folders)])
+        album = Album(path="Flat", path_key="flat", parent="", trashed=False, created_at=now)
+        s.add(album)
+        s.flush()
+        ids = [r[0] for r in s.execute(Asset.__table__.select().with_only_columns(Asset.id)
+                                       .where(Asset.folder == "flat"))]
+        s.execute(insert(AlbumAsset), [dict(album_id=album.id, asset_id=i, added_at=now)
+                                       for i in ids])
+    lib.close()
+    timings["catalog"] = time.perf_counter() - t1
+    return timings
+
+
+class Mounted:
+    def __init__(self, lib_dir: Path, mnt: Path) -> None:
+        self.mnt = mnt
+        mnt.mkdir(exist_ok=True)
+        self.log = open(mnt.parent / "mount.log", "wb")
+        self.proc = subprocess.Popen([str(PHOTOVFS), "mount", str(lib_dir), str(mnt), "--no-scan"],
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 60
+        while not os.path.ismount(mnt):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit((mnt.parent / "mount.log").read_text())
+            time.sleep(0.05)
+
+    def close(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        if os.path.ismount(self.mnt):
+            subprocess.run(["fusermount3", "-u", "-z", str(self.mnt)])
+        self.log.close()
+
+
+def evict(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+
+def read_all(path: Path, bufsize: int = 1 << 20) -> tuple[float, int]:
+    t = time.perf_counter()
+    n = 0
+    with open(path, "rb", buffering=0) as fh:
+        while chunk := fh.read(bufsize):
+            n += len(chunk)
+    return time.perf_counter() - t, n
+
+
+def timed(cmd: list[str]) -> tuple[float, int]:
+    t = time.perf_counter()
+    out = subprocess.run(cmd, stdout=subprocess.PIPE, check=True).stdout
+    return time.perf_counter() - t, out.count(b"\n")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--flat", type=int, default=10_000, help="entries of the big folder")
+    ap.add_argument("--tree", type=int, default=100_000, help="assets of the find tree")
+    ap.add_argument("--keep", type=Path, default=None, help="build here and keep it")
+    args = ap.parse_args()
+    work = args.keep or Path(tempfile.mkdtemp(prefix="bench-fuse-"))
+    lib_dir, mnt = work / "lib", work / "mnt"
+    rows: list[tuple[str, str, str]] = []
+    try:
+        if not (lib_dir / ".photovfs").exists():
+            lib_dir.mkdir(parents=True, exist_ok=True)
+            t = populate(lib_dir, args.flat, args.tree)
+            print(f"built: files {t['files']:.1f}s, catalog {t['catalog']:.1f}s "
+                  f"({args.flat} flat + {args.tree} tree assets)", file=sys.stderr)
+        m = Mounted(lib_dir, mnt)
+        try:
+            big = lib_dir / "big" / "big.jpg"
+            mb = big.stat().st_size / 1e6
+            via = mnt / "originals" / "big" / "big.jpg"
+            evict(big)
+            d, _ = read_all(big)
+            rows.append(("read 24MP original, disk, first", f"{d * 1000:.1f} ms", f"{mb / d:.0f} MB/s"))
+            d, _ = read_all(big)
+            rows.append(("read 24MP original, disk, warm", f"{d * 1000:.1f} ms", f"{mb / d:.0f} MB/s"))
+            evict(big)
+            d, n = read_all(via)
+            rows.append((f"read 24MP original ({mb:.1f} MB), mount, first", f"{d * 1000:.1f} ms",
+                         f"{mb / d:.0f} MB/s"))
+            d, n = read_all(via)
+            rows.append(("read 24MP original, mount, warm (keep_cache)", f"{d * 1000:.1f} ms",
+                         f"{mb / d:.0f} MB/s"))
+            d, n = read_all(mnt / "by-date" / "2020" / "06" / "01" / "big.jpg", 128 * 1024)
+            rows.append(("read via by-date (new inode), 128 KiB reads", f"{d * 1000:.1f} ms",
+                         f"{mb / d:.0f} MB/s"))
+
+            for label, path in ((f"ls -l by-album/Flat ({args.flat}), first", mnt / "by-album" / "Flat"),
+                                ("ls -l by-album/Flat, again", mnt / "by-album" / "Flat"),
+                                ("ls -l originals/flat, first", mnt / "originals" / "flat"),
+                                ("ls -l plain folder on disk", lib_dir / "flat")):
+                d, n = timed(["ls", "-l", str(path)])
+                rows.append((label, f"{d * 1000:.0f} ms", f"{n - 1} entries"))
+
+            for label, path in ((f"find originals/tree ({args.tree} assets)", mnt / "originals" / "tree"),
+                                ("find by-date (all assets)", mnt / "by-date"),
+                                ("find plain tree on disk", lib_dir / "tree")):
+                d, n = timed(["find", str(path)])
+                rows.append((label, f"{d:.2f} s", f"{n} paths"))
+        finally:
+            m.close()
+    finally:
+        if args.keep is None:
+            shutil.rmtree(work, ignore_errors=True)
+    w = max(len(r[0]) for r in rows)
+    print(f"{'measurement':<{w}}  {'time':>10}  result")
+    print("-" * (w + 30))
+    for a, b, c in rows:
+        print(f"{a:<{w}}  {b:>10}  {c}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
