@@ -178,3 +178,64 @@ def ensure_folder(session: Session, folder: str) -> None:
         session.add(Folder(path=folder, parent=parent, name=name))
         session.flush()
         folder = parent
+
+
+# ---- bulk insert (batch ingest) ------------------------------------------------------------------
+def _free_names_bulk(session: Session, column, names: list[str]) -> list[tuple[str, str]]:
+    """`_free_name` for many names at once, also free of each other (first come, first named).
+
+    One query covers the common case (the name itself is unused); a clash falls back to the
+    per-name query.
+    """
+    wanted = sorted({name_key(n) for n in names})
+    taken: set[str] = set()
+    for i in range(0, len(wanted), 500):
+        taken |= set(session.scalars(select(column).where(column.in_(wanted[i:i + 500]))))
+    mine: set[str] = set()
+    out = []
+    for name in names:
+        key = name_key(name)
+        if key not in taken and key not in mine:
+            out.append((name, key))
+            mine.add(key)
+            continue
+        stem, _ = split_ext(name)
+        used = set(session.scalars(select(column).where(
+            column.in_([key]) | column.like(f"{_esc(name_key(stem))} (%", escape="\\")))) | mine
+        n = 1
+        while name_key(with_suffix_number(name, n)) in used:
+            n += 1
+        cand = with_suffix_number(name, n)
+        out.append((cand, name_key(cand)))
+        mine.add(name_key(cand))
+    return out
+
+
+def new_assets(session: Session,
+               items: list[tuple[str, str, str, int, int, Facts]]) -> list[Asset]:
+    """`new_asset` for many originals in one flush: (folder, filename, sha256, size, mtime_ns,
+    facts) each; the same rows and permanent virtual names as calling `new_asset` in order."""
+    if not items:
+        return []
+    vnames = _free_names_bulk(session, Asset.vname_key, [it[1] for it in items])
+    tnames = _free_names_bulk(session, Asset.tname_key, [rendition_name(it[1]) for it in items])
+    now = datetime.now()
+    assets = []
+    for (folder, filename, sha256, size, mtime_ns, facts), (vname, vkey), (tname, tkey) in zip(
+            items, vnames, tnames, strict=True):
+        asset = Asset(
+            folder=folder, filename=filename, vname=vname, vname_key=vkey, tname=tname,
+            tname_key=tkey, sha256=sha256, size=size, mtime_ns=mtime_ns, added_at=now,
+            media_type=facts.media_type, mime=facts.mime,
+        )
+        apply_facts(session, asset, facts)
+        assets.append(asset)
+    session.add_all(assets)
+    session.flush()
+    for asset, it in zip(assets, items, strict=True):
+        facts = it[5]
+        if facts.people or facts.regions or facts.keywords or facts.albums:
+            link_facts(session, asset, facts)
+    for folder in sorted({it[0] for it in items}):
+        ensure_folder(session, folder)
+    return assets

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .journal import recover
-from .pipeline import IngestResult, ingest_inbox_file, ingest_path
+from .pipeline import IngestResult, ingest_batch, ingest_inbox_file, ingest_path
 
 if TYPE_CHECKING:
     from ..library import Library
@@ -46,4 +46,4 @@ def attach(lib: Library) -> None:
     lib.on_inbox = lambda path, actor: on_arrival(lib, path, actor)
 
 
-__all__ = ["IngestResult", "attach", "ingest_inbox_file", "ingest_path", "on_arrival", "recover"]
+__all__ = ["IngestResult", "attach", "ingest_batch", "ingest_inbox_file", "ingest_path", "on_arrival", "recover"]

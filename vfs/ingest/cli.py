@@ -13,7 +13,6 @@ import shutil
 import signal
 import sys
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 
@@ -28,7 +27,7 @@ from .pipeline import (
     _inside,
     _nospace,
     inbox_candidates,
-    ingest_inbox_file,
+    ingest_batch,
     skip_reason,
 )
 
@@ -97,28 +96,24 @@ def run_ingest(lib, paths: list[Path], *, json_out: bool = False, workers: int =
         lock = threading.Lock()
         bar = tqdm(total=len(todo), disable=not sys.stderr.isatty() or json_out, unit=" files")
 
-        def one(path: Path) -> None:
+        def report(p: Path, res) -> None:
             nonlocal error
-            if stop.is_set():
-                return
-            results = ingest_inbox_file(lib, path, quiet=0.0)
             with lock:
-                for p, res in results:
-                    if p in seen:
-                        continue
-                    seen.add(p)
-                    bar.update(1)
-                    if isinstance(res, IngestResult):
-                        key = "duplicate" if res.status == "duplicate" else "ingested"
-                        summary[key].append(f"{fs_to_text(p.name)} -> {res.path}")
-                    else:
-                        summary["failed"].append(f"{fs_to_text(p.name)}: {res.reason}")
-                        if isinstance(res, NoSpace):
-                            error = res.reason
-                            stop.set()
+                if p in seen:
+                    return
+                seen.add(p)
+                bar.update(1)
+                if isinstance(res, IngestResult):
+                    key = "duplicate" if res.status == "duplicate" else "ingested"
+                    summary[key].append(f"{fs_to_text(p.name)} -> {res.path}")
+                else:
+                    summary["failed"].append(f"{fs_to_text(p.name)}: {res.reason}")
+                    if isinstance(res, NoSpace):
+                        error = res.reason
+                        stop.set()
 
-        with ThreadPoolExecutor(max(1, workers)) as pool:
-            list(pool.map(one, todo))
+        # batches: a pool verifies/hashes, one lock hold and one transaction per stage files them
+        ingest_batch(lib, todo, quiet=0.0, workers=max(1, workers), stop=stop, report=report)
         for p in todo:
             if p not in seen and p.exists():
                 reason = skip_reason(lib, p) or ("stopped" if stop.is_set() else "left")

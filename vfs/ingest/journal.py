@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, select
+from sqlalchemy import update as sa_update
 
 from ..catalog.models import Asset, Job
 from ..files import fsync_dir
@@ -91,6 +92,50 @@ def update(lib: Library, job_id: int, state: str, s=None, **changes: Any) -> dic
     data.update(changes)
     job.state, job.payload, job.updated_at = state, json.dumps(data), datetime.now()
     return data
+
+
+def create_many(s, payloads: list[dict[str, Any]],
+                make: Any = None) -> list[tuple[int, dict[str, Any]]]:
+    """Batch claim: one `claimed` row per payload inside the caller's transaction `s`.
+
+    `make(job_id, payload)` may add fields that depend on the id (the staging path) before the
+    payload is stored; all rows commit together (or not at all) with `s`.
+    """
+    _refresh_owner()
+    now = datetime.now()
+    jobs = [Job(kind=KIND, state=CLAIMED, payload="{}", created_at=now, updated_at=now)
+            for _ in payloads]
+    s.add_all(jobs)
+    s.flush()
+    out = []
+    rows = []
+    for job, payload in zip(jobs, payloads, strict=True):
+        data = {**payload, **OWNER}
+        if make is not None:
+            data.update(make(job.id, data))
+        out.append((job.id, data))
+        rows.append({"id": job.id, "payload": json.dumps(data)})
+    s.expunge_all()
+    if rows:
+        s.execute(sa_update(Job), rows)
+    return out
+
+
+def update_many(s, jobs: list[tuple[int, str, dict[str, Any]]]) -> None:
+    """Batch transition inside `s`: (id, state, full payload) per job, one executemany."""
+    if not jobs:
+        return
+    now = datetime.now()
+    s.execute(sa_update(Job), [{"id": i, "state": st, "payload": json.dumps(d), "updated_at": now}
+                               for i, st, d in jobs])
+
+
+def drop_many(lib: Library, job_ids: list[int]) -> None:
+    if not job_ids:
+        return
+    with lib.write() as s:
+        for i in range(0, len(job_ids), 500):
+            s.execute(delete(Job).where(Job.id.in_(job_ids[i:i + 500])))
 
 
 def drop(lib: Library, job_id: int) -> None:

@@ -719,3 +719,466 @@ def inbox_candidates(lib: Library) -> Iterator[Path]:
             p = Path(dirpath) / f
             if skip_reason(lib, p) is None:
                 yield p
+
+
+# ---- batch ingest: many independent files, one lock and one transaction per stage per batch -------
+BATCH = 128  # files filed per lock hold / catalog transaction
+
+
+@dataclass
+class _Item:
+    src: Path
+    name: str
+    rel: tuple[str, ...] | None
+    s0: os.stat_result
+    lock: threading.Lock
+    job_id: int = 0
+    data: dict[str, Any] = field(default_factory=dict)
+    staged: Path | None = None
+    digest: str = ""
+    facts: Any = None
+    error: BaseException | None = None
+    dup_of: Any = None  # an existing asset row, or an earlier _Item of the same batch
+    target: Path | None = None
+    folder: str = ""
+    filename: str = ""
+    used: set[str] = field(default_factory=set)  # the target folder's taken name keys
+    made: bool = False
+    copied: bool = False
+    asset_id: int | None = None
+    result: IngestResult | PhotoVFSError | None = None
+
+
+def _dir_stems(parent: Path, cache: dict[Path, dict[str, int]]) -> dict[str, int]:
+    """How many entries of a folder share each stem key (one scandir per folder per batch)."""
+    found = cache.get(parent)
+    if found is None:
+        found = {}
+        try:
+            entries = list(os.scandir(parent))
+        except FileNotFoundError:
+            entries = []
+        for e in entries:
+            if is_side_file(e.name):
+                continue
+            text = fs_to_text(e.name)
+            base = split_ext(text)[0]
+            keys = {name_key(base)}
+            if is_sidecar(text):
+                keys.add(name_key(split_ext(base)[0]))
+            for k in keys:
+                found[k] = found.get(k, 0) + 1
+        cache[parent] = found
+    return found
+
+
+def _is_single(lib: Library, path: Path, cache: dict[Path, dict[str, int]]) -> bool:
+    """A media file with no companion, no sidecar and no recently filed partner: batchable."""
+    stem = name_key(split_ext(fs_to_text(path.name))[0])
+    if _dir_stems(path.parent, cache).get(stem, 0) != 1:
+        return False
+    rel_dir = inbox_rel(lib, path.parent) or ()
+    rec = state(lib).recent
+    with rec.lock:
+        late = rec.stems.get(("/".join(name_key(p) for p in rel_dir), stem))
+    return late is None or late[0] < time.monotonic()
+
+
+def ingest_batch(lib: Library, paths: list[Path], *, quiet: float | None = None, workers: int = 2,
+                 batch: int = BATCH, stop: threading.Event | None = None,
+                 report: Callable[[Path, IngestResult | PhotoVFSError], None] | None = None
+                 ) -> list[tuple[Path, IngestResult | PhotoVFSError]]:
+    """Ingest many inbox files: the same journal states and guarantees as `ingest_inbox_file`.
+
+    Files without companions are claimed `batch` at a time (one transaction), verified, hashed
+    and read in a pool of `workers` threads (Pillow and hashlib release the GIL; each staged file is
+    fdatasync'ed there), then filed together under one hold of the filing lock: one journal
+    transaction for `filing`, one fsync per touched folder, one catalog transaction (assets +
+    `filed`), the inbox copies removed, one transaction for `done`. Companion groups, sidecars and
+    late partners go through `ingest_inbox_file` afterwards. A NoSpace stops everything (`stop`).
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    stop = stop or threading.Event()
+    out: list[tuple[Path, IngestResult | PhotoVFSError]] = []
+    out_lock = threading.Lock()
+
+    def emit(p: Path, res: IngestResult | PhotoVFSError) -> None:
+        with out_lock:
+            out.append((p, res))
+        if isinstance(res, NoSpace):
+            stop.set()
+        if report is not None:
+            report(p, res)
+
+    singles: list[Path] = []
+    others: list[Path] = []
+    cache: dict[Path, dict[str, int]] = {}
+    for p in paths:
+        p = Path(p)
+        if skip_reason(lib, p) is None and _is_single(lib, p, cache):
+            singles.append(p)
+        else:
+            others.append(p)
+    with ThreadPoolExecutor(max(1, workers)) as pool:
+        chunks = [singles[i:i + batch] for i in range(0, len(singles), batch)]
+        inflight: list[tuple[list[_Item], list[Any]]] = []  # claimed, being prepared
+        try:
+            for chunk in [*chunks, None]:
+                if chunk is not None and not stop.is_set():
+                    items = _claim_many(lib, chunk)  # chunk k+1 is prepared while k is filed
+                    inflight.append((items, [pool.submit(_prepare, lib, it) for it in items]))
+                if len(inflight) < (2 if chunk is not None else 1):
+                    continue
+                items, futs = inflight.pop(0)
+                try:
+                    for f in futs:
+                        f.result()
+                    if stop.is_set():
+                        _abandon(lib, items)
+                    else:
+                        for p, res in _file_many(lib, items):
+                            emit(p, res)
+                finally:
+                    for it in items:
+                        it.lock.release()
+        except BaseException:
+            for items, futs in inflight:  # claimed but never filed: roll back now
+                for f in futs:
+                    f.exception()
+                try:
+                    _abandon(lib, items)
+                finally:
+                    for it in items:
+                        it.lock.release()
+            raise
+        if others and not stop.is_set():
+            def one(p: Path) -> None:
+                if stop.is_set():
+                    return
+                for q, res in ingest_inbox_file(lib, p, quiet=quiet):
+                    emit(q, res)
+            list(pool.map(one, others))
+    return out
+
+
+def _claim_many(lib: Library, paths: list[Path]) -> list[_Item]:
+    """Journal `claimed` rows for a chunk in one transaction (the hard links come in _prepare)."""
+    items = []
+    st = state(lib)
+    for p in paths:
+        key = os.fsdecode(p.parent) + "\0" + name_key(split_ext(fs_to_text(p.name))[0])
+        with st.paths_lock:
+            lk = st.paths.setdefault(key, threading.Lock())
+        if not lk.acquire(blocking=False):
+            continue  # another thread of this process is ingesting it right now
+        try:
+            s0 = os.stat(p)
+            if skip_reason(lib, p) is not None:
+                raise FileNotFoundError
+            items.append(_Item(p, check_name(fs_to_text(p.name)), inbox_rel(lib, p), s0, lk))
+        except (OSError, PhotoVFSError):
+            lk.release()
+    if not items:
+        return items
+    roots: dict[Path, Path] = {}
+    for it in items:
+        parent = it.src.parent
+        if parent not in roots:
+            roots[parent] = _staging_root(lib, it.src)
+
+    order = iter(items)
+    with lib.write() as s:
+        made = journal.create_many(
+            s, [{"src": os.fsdecode(it.src), "name": it.name, "rel": list(it.rel or ()),
+                 "consume": True} for it in items],
+            lambda job_id, d: _staging_for(roots, next(order), job_id))
+    for it, (job_id, data) in zip(items, made, strict=True):
+        it.job_id, it.data = job_id, data
+        it.staged = Path(data["staged"])
+    return items
+
+
+def _staging_for(roots: dict[Path, Path], it: _Item, job_id: int) -> dict[str, Any]:
+    return {"staged": os.fsdecode(roots[it.src.parent] / str(job_id) / text_to_fs(it.name))}
+
+
+def _prepare(lib: Library, it: _Item) -> None:
+    """In the pool: hard-link into staging, verify, hash, read facts, make the bytes durable."""
+    st = state(lib)
+    assert it.staged is not None
+    sdir = it.staged.parent
+    try:
+        sdir.mkdir()
+        copied = _link_or_copy(it.src, it.staged)
+        sst = os.stat(it.staged)
+        ident = it.s0 if copied else sst
+        it.data.update(staged_dev=sst.st_dev, staged_ino=sst.st_ino, sidecars=[],
+                       src_dev=ident.st_dev, src_ino=ident.st_ino, size=sst.st_size,
+                       mtime_ns=sst.st_mtime_ns, claim_copied=copied)
+        crash_point("claimed")
+        if st.after_claim is not None:
+            st.after_claim(it.src, it.staged)
+        verify(it.staged)
+        it.digest = sha256_file(it.staged)
+        it.facts = extract(it.staged, None)
+        fd = os.open(it.staged, os.O_RDONLY)
+        try:
+            now = os.fstat(fd)
+            if (now.st_size, now.st_mtime_ns) != (sst.st_size, sst.st_mtime_ns):
+                raise Conflict("the file changed while it was being ingested; it will be retried")
+            os.fdatasync(fd)  # the inode the target will share: durable before the catalog
+        finally:
+            os.close(fd)
+    except BaseException as exc:  # noqa: BLE001 - reported per file by _file_many
+        it.error = exc
+        shutil.rmtree(sdir, ignore_errors=True)
+
+
+def _abandon(lib: Library, items: list[_Item]) -> None:
+    """Roll a prepared chunk back (stopped): staging removed, jobs dropped, inbox untouched."""
+    for it in items:
+        if it.staged is not None:
+            shutil.rmtree(it.staged.parent, ignore_errors=True)
+    journal.drop_many(lib, [it.job_id for it in items])
+
+
+def _file_many(lib: Library, items: list[_Item]) -> list[tuple[Path, IngestResult | PhotoVFSError]]:
+    out: list[tuple[Path, IngestResult | PhotoVFSError]] = []
+    bad = [it for it in items if it.error is not None]
+    good = [it for it in items if it.error is None]
+    if bad:
+        journal.drop_many(lib, [it.job_id for it in bad])
+        for it in bad:
+            exc = it.error
+            if isinstance(exc, (BadMedia, TooLarge)):
+                _move_failed(lib, it.src, exc.reason, it.rel)
+                out.append((it.src, exc))
+            elif isinstance(exc, PhotoVFSError):
+                out.append((it.src, exc))
+            elif isinstance(exc, Exception):
+                log.error("inbox: ingest of %s failed: %r", it.src, exc)
+                out.append((it.src, Conflict(f"ingest failed: {exc}")))
+            else:
+                raise exc  # KeyboardInterrupt and the like
+    if not good:
+        return out
+    with filing_lock(lib):
+        out += _file_locked(lib, good)
+    for it in good:
+        if isinstance(it.result, IngestResult):
+            res = it.result
+            if res.status == "duplicate":
+                folder, filename = res.path.rpartition("/")[::2]
+                _remember(lib, it.rel, res.asset_id, None, folder, filename, [res.asset_id])
+            else:
+                _remember(lib, it.rel, res.asset_id, None, it.folder, it.filename, [res.asset_id])
+    return out
+
+
+def _file_locked(lib: Library, items: list[_Item]) -> list[tuple[Path, IngestResult | PhotoVFSError]]:
+    st = state(lib)
+    # deduplicate: against the catalog (one query per 500) and within the batch
+    digests = sorted({it.digest for it in items})
+    existing: dict[str, Any] = {}
+    with lib.session() as s:
+        for i in range(0, len(digests), 500):
+            for row in s.execute(select(Asset.id, Asset.sha256, Asset.folder, Asset.filename)
+                                 .where(Asset.sha256.in_(digests[i:i + 500]),
+                                        Asset.status != STATUS_TRASHED).order_by(Asset.id)):
+                existing.setdefault(row.sha256, row)
+    first: dict[str, _Item] = {}
+    to_file: list[_Item] = []
+    for it in items:
+        if it.digest in existing:
+            it.dup_of = existing[it.digest]
+        elif it.digest in first:
+            it.dup_of = first[it.digest]
+        else:
+            first[it.digest] = it
+            to_file.append(it)
+    # choose targets: the catalog's names per folder once, then the disk
+    used: dict[str, set[str]] = {}
+    for it in to_file:
+        it.folder = target_folder(lib.config.ingest.template, it.facts.taken_at, it.name)
+        if it.folder not in used:
+            with lib.session() as s:
+                used[it.folder] = {name_key(n) for n in s.scalars(
+                    select(Asset.filename).where(Asset.folder == it.folder))}
+        it.used = used[it.folder]
+        it.filename = _pick_name(lib, it.folder, it.name, it.used)
+        it.target = lib.original_path(it.folder, "") / text_to_fs(it.filename)
+    created: list[Path] = []
+    try:
+        with lib.write() as s:
+            rows = []
+            for it in items:
+                if isinstance(it.dup_of, _Item):
+                    continue  # journalled as dup once its twin is catalogued
+                if it.dup_of is not None:
+                    d = it.dup_of
+                    it.data.update(sha256=it.digest, asset_id=d.id, folder=d.folder,
+                                   filename=d.filename)
+                    rows.append((it.job_id, journal.DUP, it.data))
+                else:
+                    _journal_target(it)
+                    rows.append((it.job_id, journal.FILING, it.data))
+            journal.update_many(s, rows)
+        crash_point("filing")
+        for it in to_file:
+            st.in_flight.add(it.target)
+        for d in sorted({it.target.parent for it in to_file}):
+            try:
+                created += _makedirs(d)
+            except OSError as exc:  # NoSpace: every file of this batch stays in the inbox
+                for it in to_file:
+                    it.result = exc if isinstance(exc, PhotoVFSError) else Conflict(str(exc))
+                break
+        stopped = False
+        for it in to_file:
+            if it.result is not None:
+                continue
+            if stopped:
+                continue  # not attempted: stays in the inbox, reported by nobody (skipped)
+            try:
+                it.copied = _link_target(lib, it)
+                it.made = True
+            except PhotoVFSError as exc:
+                it.result = exc
+                stopped = isinstance(exc, NoSpace)
+            except OSError as exc:
+                it.result = Conflict(f"cannot file it: {exc.strerror or exc}")
+        filed = [it for it in to_file if it.made]
+        for d in sorted({it.target.parent for it in filed}):
+            fsync_dir(d)  # the new names; the bytes were fdatasync'ed in the pool (or copied+fsync)
+        crash_point("linked")
+        with lib.write() as s:
+            rows = []
+            _catalog_many(lib, s, filed)
+            for it in filed:
+                it.data.update(asset_id=it.asset_id, copied=it.copied)
+                rows.append((it.job_id, journal.FILED, it.data))
+            for it in items:
+                twin = it.dup_of
+                if isinstance(twin, _Item) and twin.made:
+                    it.data.update(sha256=it.digest, asset_id=twin.asset_id, folder=twin.folder,
+                                   filename=twin.filename)
+                    rows.append((it.job_id, journal.DUP, it.data))
+            journal.update_many(s, rows)
+    except BaseException:
+        for it in to_file:
+            if it.made and it.target is not None:
+                it.target.unlink(missing_ok=True)
+            for t in it.data.get("tmps", []):
+                Path(t).unlink(missing_ok=True)
+        _undo_dirs(created)
+        for it in items:
+            if it.staged is not None:
+                shutil.rmtree(it.staged.parent, ignore_errors=True)
+        journal.drop_many(lib, [it.job_id for it in items])
+        raise
+    finally:
+        for it in to_file:
+            st.in_flight.discard(it.target)
+    crash_point("filed")
+    # roll back the files that could not be filed (their inbox copy was never touched)
+    failed = [it for it in items if not it.made and (
+        it.dup_of is None or (isinstance(it.dup_of, _Item) and not it.dup_of.made))]
+    for it in failed:
+        for t in it.data.get("tmps", []):
+            Path(t).unlink(missing_ok=True)
+        shutil.rmtree(it.staged.parent, ignore_errors=True)
+    _undo_dirs(created)  # only the ones left empty go
+    journal.drop_many(lib, [it.job_id for it in failed])
+    # the inbox copies: removed (if still the same inode), one fsync per inbox folder
+    done = [it for it in items if it not in failed]
+    dirs: set[Path] = set()
+    for it in done:
+        if journal.same_file(it.data.get("src"), it.data.get("src_dev"), it.data.get("src_ino")):
+            os.unlink(it.data["src"])
+            dirs.add(Path(it.data["src"]).parent)
+    for d in sorted(dirs):
+        fsync_dir(d)
+    crash_point("removed")
+    for it in done:
+        shutil.rmtree(it.staged.parent, ignore_errors=True)
+    with lib.write() as s:
+        journal.update_many(s, [(it.job_id, journal.DONE if it.made else journal.DUPLICATE,
+                                 it.data) for it in done])
+    for it in done:
+        if it.made:
+            it.result = IngestResult(it.asset_id, "ingested", _rel(it.folder, it.filename), it.name)
+        else:
+            d = it.dup_of
+            folder, filename, aid = (d.folder, d.filename, d.asset_id if isinstance(d, _Item)
+                                     else d.id)
+            it.result = IngestResult(aid, "duplicate", _rel(folder, filename), it.name)
+    return [(it.src, it.result) for it in items if it.result is not None]
+
+
+def _pick_name(lib: Library, folder: str, name: str, used: set[str]) -> str:
+    """The first free `name`, `name (2)`... among the folder's catalogued names and on disk."""
+    dest_dir = lib.original_path(folder, "")
+    n = 1
+    while True:
+        cand = with_suffix_number(name, n)
+        if name_key(cand) not in used and not os.path.lexists(dest_dir / text_to_fs(cand)):
+            used.add(name_key(cand))
+            return cand
+        n += 1
+
+
+def _journal_target(it: _Item) -> None:
+    assert it.target is not None
+    it.data.update(target=os.fsdecode(it.target), folder=it.folder, filename=it.filename,
+                   sha256=it.digest, copied=None,
+                   tmps=[os.fsdecode(it.target.with_name(f".{it.target.name}.photovfs-tmp"))])
+
+
+def _link_target(lib: Library, it: _Item) -> bool:
+    """Link (or copy) the staged bytes to the journalled target; a name taken meanwhile (by another
+    program) moves the target to the next free name, journalled before the link as always."""
+    assert it.target is not None and it.staged is not None
+    while True:
+        try:
+            return _link_or_copy(it.staged, it.target)
+        except FileExistsError:
+            it.filename = _pick_name(lib, it.folder, it.name, it.used)
+            state(lib).in_flight.discard(it.target)
+            it.target = lib.original_path(it.folder, "") / text_to_fs(it.filename)
+            state(lib).in_flight.add(it.target)
+            _journal_target(it)
+            journal.update(lib, it.job_id, journal.FILING, **it.data)
+
+
+def _catalog_many(lib: Library, s, items: list[_Item]) -> None:
+    """Asset rows for filed items (adopting rows a concurrent scan created), stacks by content_id."""
+    from ..catalog.store import new_assets
+
+    adopt: dict[tuple[str, str], Any] = {}
+    by_folder: dict[str, list[str]] = {}
+    for it in items:
+        by_folder.setdefault(it.folder, []).append(it.filename)
+    for folder, names in by_folder.items():
+        for i in range(0, len(names), 500):
+            for row in s.scalars(select(Asset).where(Asset.folder == folder,
+                                                     Asset.filename.in_(names[i:i + 500]))):
+                adopt[(row.folder, row.filename)] = row
+    fresh = []
+    for it in items:
+        row = adopt.get((it.folder, it.filename))
+        if row is not None and row.sha256 == it.digest:
+            it.asset_id = row.id
+        else:
+            fresh.append(it)
+    stats = {it.job_id: os.stat(it.target) for it in fresh}
+    assets = new_assets(s, [(it.folder, it.filename, it.digest, stats[it.job_id].st_size,
+                             stats[it.job_id].st_mtime_ns, it.facts) for it in fresh])
+    for it, a in zip(fresh, assets, strict=True):
+        it.asset_id = a.id
+    for it in items:
+        if it.facts.content_id:
+            ids = list(s.scalars(select(Asset.id).where(Asset.content_id == it.facts.content_id,
+                                                        Asset.id != it.asset_id)))
+            if ids:
+                _stack(s, [it.asset_id, *ids])

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from ..catalog.models import Asset
+from sqlalchemy import select
+
+from ..catalog.models import VISIBLE, Asset
 from ..catalog.queries import distinct_ints
 from ..errors import NotFound
 from ..node import Node
@@ -31,10 +33,12 @@ class ByDate(View):
     def resolve(self, rest: tuple[str, ...]) -> Node:
         if len(rest) <= 3:
             values = _parse(rest)
-            if values:
+            if values:  # one indexed existence probe, not a walk over sibling folders
                 with self.lib.session() as s:
-                    found = distinct_ints(s, COLUMNS[len(values) - 1], *self._where(values[:-1]))
-                if values[-1] not in found:
+                    hit = s.connection().execute(
+                        select(Asset.id).where(Asset.status.in_(VISIBLE), *self._where(values))
+                        .limit(1)).first()
+                if hit is None:
                     raise NotFound()
             return self.folder(*rest)
         if len(rest) == 4:
@@ -44,10 +48,13 @@ class ByDate(View):
         raise NotFound()
 
     def list(self, rest: tuple[str, ...]) -> list[Node]:
-        self.resolve(rest)
         values = _parse(rest)
         if len(values) == 3:
-            return self.assets(visible_assets().where(*self._where(values)), *rest)
+            nodes = self.assets(visible_assets().where(*self._where(values)), *rest)
+            if not nodes:
+                raise NotFound()
+            return nodes
+        self.resolve(rest)
         with self.lib.session() as s:
             found = distinct_ints(s, COLUMNS[len(values)], *self._where(values))
         width = WIDTHS[len(values)]
