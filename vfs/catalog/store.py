@@ -29,24 +29,24 @@ from .models import (
 )
 
 
+def _taken_keys(session: Session, column, name: str) -> set[str]:
+    """Keys in `column` that a clash suffix of `name` could collide with: `name` itself and
+    every `stem (...`. A key range, not LIKE: SQLite's LIKE ignores case and so cannot use the
+    index, which made every new file scan the whole index (a quadratic scan)."""
+    prefix = name_key(split_ext(name)[0]) + " ("
+    return set(session.scalars(select(column).where(
+        (column == name_key(name)) | ((column >= prefix) & (column < prefix[:-1] + ")")))))
+
+
 def _free_name(session: Session, column, name: str) -> tuple[str, str]:
     """First of `name`, `name (2)`, `name (3)`... whose key is unused in `column`."""
-    stem, ext = split_ext(name)
-    taken = set(
-        session.scalars(
-            select(column).where(column.in_([name_key(name)]) | column.like(f"{_esc(name_key(stem))} (%", escape="\\"))
-        )
-    )
+    taken = _taken_keys(session, column, name)
     n = 1
     while True:
         candidate = with_suffix_number(name, n)
         if name_key(candidate) not in taken:
             return candidate, name_key(candidate)
         n += 1
-
-
-def _esc(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def rendition_name(name: str) -> str:
@@ -199,9 +199,7 @@ def _free_names_bulk(session: Session, column, names: list[str]) -> list[tuple[s
             out.append((name, key))
             mine.add(key)
             continue
-        stem, _ = split_ext(name)
-        used = set(session.scalars(select(column).where(
-            column.in_([key]) | column.like(f"{_esc(name_key(stem))} (%", escape="\\")))) | mine
+        used = _taken_keys(session, column, name) | mine
         n = 1
         while name_key(with_suffix_number(name, n)) in used:
             n += 1

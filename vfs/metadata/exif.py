@@ -46,6 +46,7 @@ class ExifInfo:
     lon: float | None = None
     alt: float | None = None
     content_id: str | None = None
+    gps_ifd: bool | None = None  # a GPS block was present (whether or not it held a position)
 
     def fill_from(self, other: ExifInfo) -> None:
         """Take every value this one lacks from `other`."""
@@ -170,6 +171,7 @@ def from_exif(exif: Image.Exif) -> ExifInfo:
     info.lens = clean_text(sub.get(_LENS_MODEL))
     info.orientation = valid_orientation(exif.get(_IFD0_ORIENTATION))
     if gps:
+        info.gps_ifd = True
         info.lat, info.lon, info.alt = _gps(
             gps.get(2), gps.get(1), gps.get(4), gps.get(3), gps.get(6), gps.get(5)
         )

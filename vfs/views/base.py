@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Select, select
 
-from ..catalog.models import VISIBLE, Asset
+from ..catalog.models import Asset, is_visible
 from ..errors import NotFound, ReadOnly
 from ..names import join, text_to_fs
 from ..node import Node
@@ -105,7 +105,7 @@ class View:
 
 
 def visible_assets() -> Select:
-    return select(*ASSET_COLUMNS).where(Asset.status.in_(VISIBLE))
+    return select(*ASSET_COLUMNS).where(is_visible(Asset.status))
 
 
 def original_path_str(root: str, folder: str, filename: str) -> str:

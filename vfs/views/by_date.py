@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from ..catalog.models import VISIBLE, Asset
+from ..catalog.models import Asset, is_visible
 from ..catalog.queries import distinct_ints
 from ..errors import NotFound
 from ..node import Node
@@ -36,7 +36,7 @@ class ByDate(View):
             if values:  # one indexed existence probe, not a walk over sibling folders
                 with self.lib.session() as s:
                     hit = s.connection().execute(
-                        select(Asset.id).where(Asset.status.in_(VISIBLE), *self._where(values))
+                        select(Asset.id).where(is_visible(Asset.status), *self._where(values))
                         .limit(1)).first()
                 if hit is None:
                     raise NotFound()

@@ -18,7 +18,7 @@ import re
 
 from sqlalchemy import func, select
 
-from ..catalog.models import VISIBLE, Asset, AssetPerson, Person
+from ..catalog.models import Asset, AssetPerson, Person, is_visible
 from ..catalog.store import person_by_name
 from ..errors import Exists, InvalidName, NotFound, ReadOnly
 from ..names import is_side_file, name_key
@@ -55,7 +55,7 @@ class ByPerson(View):
                 .join(AssetPerson, AssetPerson.person_id == Person.id)
                 .join(Asset, Asset.id == AssetPerson.asset_id)
                 .where(Person.name.is_(None), Person.trashed.is_(False),
-                       AssetPerson.rejected.is_(False), Asset.status.in_(VISIBLE))
+                       AssetPerson.rejected.is_(False), is_visible(Asset.status))
                 .group_by(Person.id)).all()
         return {pid: n for pid, n in rows if n >= self._min_faces()}
 

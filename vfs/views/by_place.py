@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import exists, select
 
-from ..catalog.models import VISIBLE, Asset, Place
+from ..catalog.models import Asset, Place, is_visible
 from ..errors import NotFound
 from ..node import Node
 from .base import View, visible_assets
@@ -18,7 +18,7 @@ class ByPlace(View):
 
     def _children(self, rest: tuple[str, ...]) -> list[str]:
         col = LEVELS[len(rest)]
-        used = exists().where(Asset.place_id == Place.id, Asset.status.in_(VISIBLE))
+        used = exists().where(Asset.place_id == Place.id, is_visible(Asset.status))
         q = select(col).distinct().where(used, *[c == v for c, v in zip(LEVELS, rest, strict=False)])
         with self.lib.session() as s:
             return sorted(s.scalars(q))
