@@ -234,7 +234,7 @@ class _InlineExecutor:
     def __init__(self, *args, **kwargs) -> None:
         pass
 
-    def map(self, fn, items):
+    def map(self, fn, items, chunksize=1):
         return [fn(x) for x in items]
 
     def __enter__(self):
@@ -246,7 +246,7 @@ class _InlineExecutor:
 
 WATCH = [  # functions whose cumulative time says where a scan goes
     ("Scanner._compare_folder", "scan.py", "_compare_folder"),
-    ("Scanner._read", "scan.py", "_read"),
+    ("read_file", "scan.py", "read_file"),
     ("  sha256_file", "hashing.py", "sha256_file"),
     ("  extract", "extract.py", "extract"),
     ("    Image.open", "Image.py", "open"),

@@ -254,3 +254,20 @@ def test_cli_scan_and_ls_work_for_a_new_user(photo_dir: Path):
     out = subprocess.run([*exe, "ls", str(photo_dir), "by-date/2021/04/30"], capture_output=True,
                          text=True, check=True).stdout
     assert "IMG_0002.jpg" in out
+
+
+def test_a_scan_of_several_batches_catalogues_everything(tmp_path: Path):
+    from photovfs import scan as scan_mod
+
+    root = tmp_path / "big"
+    count = scan_mod.BATCH * 2 + 20  # read-ahead across batches, bulk inserts, bulk geocoding
+    for i in range(count):
+        jpeg_with_date(root / f"d{i % 7}" / f"IMG_{i:04d}.jpg", datetime(2015, 1 + i % 12, 1 + i % 28),
+                       color=(i % 256, (i * 7) % 256, 99), size=(16, 12),
+                       gps=(45.0 + i / 1000, 7.0) if i % 3 == 0 else None)
+    lib = Library.open(root)
+    report = lib.scan()
+    assert report.added == count and not report.errors and not report.corrupt
+    assert sum(len(lib.list(f"by-date/2015/{m:02d}")) for m in range(1, 13)) > 0
+    assert lib.list("by-place")  # positions were geocoded in bulk
+    lib.close()

@@ -35,3 +35,26 @@ def locate(lat: float | None, lon: float | None) -> tuple[str, str, str] | None:
         return None
     # rounding to ~100 m keeps the cache effective for photo series taken at one spot
     return _lookup(round(lat, 3), round(lon, 3))
+
+
+def _valid(lat: float | None, lon: float | None) -> bool:
+    return lat is not None and lon is not None and -90 <= lat <= 90 and -180 <= lon <= 180 \
+        and not (lat == 0 and lon == 0)
+
+
+def locate_many(points: list[tuple[float | None, float | None]]) -> list[tuple[str, str, str] | None]:
+    """`locate` for many positions with one nearest-neighbour query (a scan of thousands of
+    photos would otherwise spend most of its catalog time in single lookups)."""
+    import reverse_geocode
+
+    keys = [(round(lat, 3), round(lon, 3)) if _valid(lat, lon) else None  # type: ignore[arg-type]
+            for lat, lon in points]
+    todo = sorted({k for k in keys if k is not None})
+    with _lock:
+        hits = reverse_geocode.search(todo) if todo else []
+    found = {
+        k: (_clean(h.get("country"), "Unknown country"), _clean(h.get("state"), UNKNOWN_REGION),
+            _clean(h.get("city"), "Unknown place"))
+        for k, h in zip(todo, hits, strict=True)
+    }
+    return [found[k] if k is not None else None for k in keys]

@@ -74,6 +74,15 @@ def _walk(root: Path, skip: set[Path]) -> Iterator[tuple[str, list[str]]]:
         yield folder, sorted(filenames)
 
 
+def read_file(found: _Found) -> tuple[_Found, str | None, Facts | None, str | None]:
+    """Hash and read the metadata of one file (runs in a worker thread or process)."""
+    try:
+        digest = sha256_file(found.path)
+    except OSError as exc:
+        return found, None, None, f"unreadable: {exc.strerror or exc}"
+    return found, digest, extract(found.path, found.sidecar), None
+
+
 class Scanner:
     """One scan of a library; `run()` returns a report. Thread-safe against concurrent readers."""
 
@@ -166,23 +175,27 @@ class Scanner:
                 s.execute(delete(Folder).where(Folder.path.in_(gone)))
 
     def _read(self, found: _Found) -> tuple[_Found, str | None, Facts | None, str | None]:
-        try:
-            digest = sha256_file(found.path)
-        except OSError as exc:
-            return found, None, None, f"unreadable: {exc.strerror or exc}"
-        return found, digest, extract(found.path, found.sidecar), None
+        return read_file(found)
+
+    def _pool(self) -> ThreadPoolExecutor:
+        """Reader threads: hashing and Pillow release the GIL; metadata parsing does not.
+
+        Worker processes would use both cores for the parsing, but a scan runs inside `serve`
+        and `mount` next to their threads, where forking is unsafe and spawning re-imports the
+        caller's main module; that trade is left for later (see bench/README.md)."""
+        return ThreadPoolExecutor(self.workers)
 
     def _process(self, changed: list[_Found], missing: dict[int, str]) -> None:
         by_hash: dict[str, list[int]] = {}
         for aid, sha in missing.items():
             by_hash.setdefault(sha, []).append(aid)
         batches = [changed[i:i + BATCH] for i in range(0, len(changed), BATCH)]
-        with ThreadPoolExecutor(self.workers) as pool:
+        with self._pool() as pool:
             # read batch k+1 while batch k is written to the catalog
-            ahead = [pool.map(self._read, b) for b in batches[:1]]
+            ahead = [pool.map(read_file, b) for b in batches[:1]]
             for k in range(len(batches)):
                 if k + 1 < len(batches):
-                    ahead.append(pool.map(self._read, batches[k + 1]))
+                    ahead.append(pool.map(read_file, batches[k + 1]))
                 batch = list(ahead.pop(0))
                 with self.lib.write() as s:
                     fresh = [r for r in batch if not self._store(s, *r, by_hash, missing)]

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from ..metadata.facts import Facts
 from ..names import name_key, split_ext, with_suffix_number
-from ..places import locate
+from ..places import locate, locate_many
 from .models import (
     Album,
     AlbumAsset,
@@ -72,7 +72,8 @@ def new_asset(session: Session, folder: str, filename: str, sha256: str, size: i
     return asset
 
 
-def apply_facts(session: Session, asset: Asset, facts: Facts) -> None:
+def apply_facts(session: Session, asset: Asset, facts: Facts,
+                where: tuple[str, str, str] | None | bool = False) -> None:
     """Copy the scalar facts onto the row (used for new and for changed files)."""
     asset.media_type, asset.mime = facts.media_type, facts.mime
     asset.status = "ok" if facts.ok else "corrupt"
@@ -86,11 +87,16 @@ def apply_facts(session: Session, asset: Asset, facts: Facts) -> None:
     asset.width, asset.height = facts.width, facts.height
     asset.orientation, asset.duration = facts.orientation, facts.duration
     asset.content_id = facts.content_id
-    asset.place_id = place_id(session, facts.lat, facts.lon)
+    asset.place_id = place_id(session, facts.lat, facts.lon) if where is False else \
+        _place_row(session, where)  # type: ignore[arg-type]
 
 
 def place_id(session: Session, lat: float | None, lon: float | None) -> int | None:
-    where = locate(lat, lon)
+    return _place_row(session, locate(lat, lon))
+
+
+def _place_row(session: Session, where: tuple[str, str, str] | None) -> int | None:
+    """The id of a (country, region, city), creating the row on first use."""
     if where is None:
         return None
     country, region, city = where
@@ -219,14 +225,15 @@ def new_assets(session: Session,
     tnames = _free_names_bulk(session, Asset.tname_key, [rendition_name(it[1]) for it in items])
     now = datetime.now()
     assets = []
-    for (folder, filename, sha256, size, mtime_ns, facts), (vname, vkey), (tname, tkey) in zip(
-            items, vnames, tnames, strict=True):
+    wheres = locate_many([(it[5].lat, it[5].lon) for it in items])
+    for (folder, filename, sha256, size, mtime_ns, facts), (vname, vkey), (tname, tkey), where \
+            in zip(items, vnames, tnames, wheres, strict=True):
         asset = Asset(
             folder=folder, filename=filename, vname=vname, vname_key=vkey, tname=tname,
             tname_key=tkey, sha256=sha256, size=size, mtime_ns=mtime_ns, added_at=now,
             media_type=facts.media_type, mime=facts.mime,
         )
-        apply_facts(session, asset, facts)
+        apply_facts(session, asset, facts, where)
         assets.append(asset)
     session.add_all(assets)
     session.flush()
