@@ -185,9 +185,11 @@ def serve(lib, host: str | None = None, port: int | None = None, cert: Path | No
     if mode == "anonymous":
         print("photovfs: no users configured: anyone on this machine has full access "
               "(loopback only). Add users with `photovfs user add`.", flush=True)
-    if scan:
-        _scan_in_background(lib)
+    scanner = _scan_in_background(lib) if scan else None
     watcher = start_watcher(lib)
+    from photovfs.background import start_background
+
+    background = start_background(lib, after=scanner)  # renditions, faces, fixity, backups
 
     stop = threading.Event()
 
@@ -211,6 +213,8 @@ def serve(lib, host: str | None = None, port: int | None = None, cert: Path | No
         thread.join(5)
         if watcher is not None and hasattr(watcher, "stop"):
             watcher.stop()
+        if background is not None:
+            background.stop()
         for s, h in old.items():
             signal.signal(s, h)
         close_lock_storage(lib)

@@ -89,6 +89,9 @@ def mount(lib, mountpoint, allow_other: bool = False, foreground: bool = True,
 
         scanner = threading.Thread(target=run_scan, name="photovfs-scan", daemon=True)
         scanner.start()
+    from photovfs.background import start_background
+
+    background = start_background(lib, after=scanner)  # renditions, faces, fixity, backups
 
     async def serve() -> None:
         async with trio.open_nursery() as nursery:
@@ -113,6 +116,8 @@ def mount(lib, mountpoint, allow_other: bool = False, foreground: bool = True,
     finally:
         pyfuse3.close(unmount=True)
         ops.abort_all()
+        if background is not None:
+            background.stop()
         if scanner is None or not scanner.is_alive():
             lib.close()
     log.info("unmounted %s", mountpoint)

@@ -227,10 +227,50 @@ def build_parser() -> argparse.ArgumentParser:
     from .backup.cli import add_parsers as add_backup_parsers  # backup | check | repair | restore
 
     add_backup_parsers(sub, _library_args)
+
+    p = sub.add_parser("thumbs", help="pre-generate renditions (thumbnails/) in parallel")
+    _library_args(p)
+    p.add_argument("--sizes", default=None,
+                   help="comma-separated sizes in px, e.g. 256,1920 (default: thumbnails.view_size)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="decoding processes (default: thumbnails.workers)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_thumbs)
+
+    # `photovfs backup add LIBRARY DEST` (main() turns `backup add` into `backup-add`)
+    p = sub.add_parser("backup-add", help="register a backup destination that `serve` and `mount` "
+                       "keep current (also: photovfs backup add LIBRARY DEST)")
+    _library_args(p)
+    p.add_argument("dest", help="a local folder or an rclone remote (remote:path)")
+    p.add_argument("--schedule", default="daily", choices=["daily", "hourly", "after-ingest"])
+    p.set_defaults(func=cmd_backup_add)
     return parser
 
 
+def cmd_thumbs(args: argparse.Namespace) -> int:
+    from .background import cmd_thumbs as run
+
+    try:
+        sizes = [int(x) for x in args.sizes.split(",") if x.strip()] if args.sizes else None
+    except ValueError:
+        raise SystemExit("photovfs: --sizes takes numbers, e.g. 256,1920") from None
+    return run(_open(args), sizes, workers=args.workers, json_out=args.json)
+
+
+def cmd_backup_add(args: argparse.Namespace) -> int:
+    from .background import cmd_backup_add as run
+    from .config import load_config
+
+    if not args.library.is_dir():
+        raise SystemExit(f"photovfs: {args.library} is not a folder")
+    cfg = load_config(args.library, config_file=args.config, state_dir=args.state)
+    return run(cfg.state_dir, args.dest, args.schedule)
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:2] == ["backup", "add"] and not Path("add").is_dir():
+        argv[:2] = ["backup-add"]
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)

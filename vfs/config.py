@@ -65,6 +65,26 @@ class XmpConfig:
 
 
 @dataclass
+class BackgroundConfig:
+    """Work `serve` and `mount` do on their own (photovfs.background; docs/thumbnails.md)."""
+
+    enabled: bool = True
+    renditions: bool = True  # pre-generate thumbnails.view_size renditions of every asset
+    faces: bool = True  # detect faces of new photos (only when the `faces` extra is installed)
+    face_workers: int = 1
+    fixity: bool = True  # re-read originals within a byte budget (backup.engine.check)
+    fixity_days: int = 30  # every original is re-read at least once in this many days
+    fixity_interval_hours: float = 24.0
+    poll_seconds: float = 30.0  # how often the catalog is looked at for changes
+    backup_debounce_seconds: float = 300.0  # quiet time after an ingest before a backup runs
+
+
+@dataclass
+class BackupConfig:
+    max_change: float = 0.20  # the mass-change guard for scheduled backups
+
+
+@dataclass
 class Config:
     """Everything a user may set. Paths are resolved by `load_config`."""
 
@@ -78,6 +98,8 @@ class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     people: PeopleConfig = field(default_factory=PeopleConfig)
     xmp: XmpConfig = field(default_factory=XmpConfig)
+    background: BackgroundConfig = field(default_factory=BackgroundConfig)
+    backup: BackupConfig = field(default_factory=BackupConfig)
 
     @property
     def inbox_dir(self) -> Path:

@@ -127,6 +127,8 @@ def _restore_version(self: Library, s, item: TrashItem, data: dict) -> str:
     asset = s.get(Asset, item.asset_id)
     if asset is None:
         raise Conflict("the catalog no longer knows this photo")
+    if asset.status == STATUS_TRASHED:  # no original to replace: the version must stay in trash
+        raise Conflict("the photo itself is in trash; restore it first")
     tmp = self._claim_tmp(Path(item.file), Path(item.file).suffix)
     _replace_original(self, s, asset, tmp, Actor(item.deleted_by or "local"))
     return f"originals/{asset.folder}/{asset.filename}".replace("//", "/")
@@ -162,6 +164,8 @@ def _restore_person(self: Library, s, item: TrashItem, data: dict) -> str:
 def _restore_link(self: Library, s, item: TrashItem, data: dict) -> str:
     if "album_id" in data:
         album = s.get(Album, data["album_id"])
+        if album is None or album.trashed:  # merged away or in trash itself
+            raise Conflict("that album no longer exists; add the photo to an album instead")
         if s.get(AlbumAsset, (data["album_id"], data["asset_id"])) is None:
             s.add(AlbumAsset(album_id=data["album_id"], asset_id=data["asset_id"],
                              added_at=datetime.now()))
@@ -170,6 +174,8 @@ def _restore_link(self: Library, s, item: TrashItem, data: dict) -> str:
                                         AssetPerson.asset_id == data["asset_id"])
               .values(rejected=False))
     person = s.get(Person, data["person_id"])
+    if person is None or person.trashed:  # merged away or in trash itself
+        raise Conflict("that person no longer exists; add the photo to a person instead")
     return f"by-person/{_person_folder(person)}"
 
 

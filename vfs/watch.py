@@ -163,19 +163,20 @@ class Watcher:
         return out
 
     def _inbox_loop(self) -> None:
-        from .ingest import IngestResult, ingest_inbox_file
+        from .ingest import IngestResult
+        from .ingest.pipeline import ingest_batch
 
         last_rescan = time.monotonic()
         while not self._stop.is_set():
-            for path in self.ready():
-                if self._stop.is_set():
-                    break
+            ready = self.ready()
+            if ready:  # a camera card's worth of files is filed in batches, not one by one
                 try:
-                    for _p, res in ingest_inbox_file(self.lib, path, quiet=self.quiet):
+                    for _p, res in ingest_batch(self.lib, ready, quiet=self.quiet,
+                                                stop=self._stop):
                         if isinstance(res, IngestResult):
                             self.ingested += 1
                 except Exception:  # noqa: BLE001 - keep watching; the rescan retries
-                    log.exception("inbox: ingest of %s failed", path)
+                    log.exception("inbox: ingest of %d files failed", len(ready))
             if time.monotonic() - last_rescan >= self.rescan_seconds:
                 last_rescan = time.monotonic()
                 try:

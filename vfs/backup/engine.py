@@ -182,8 +182,10 @@ def known_destinations(cfg: Config) -> list[str]:
 
 
 def _remember_destination(cfg: Config, url: str, gen: str) -> None:
-    data = [d for d in _load_json(cfg.state_dir / DESTS_FILE, []) if d["dest"] != url]
-    data.append({"dest": url, "last_generation": gen, "at": datetime.now(UTC).isoformat()})
+    data = _load_json(cfg.state_dir / DESTS_FILE, [])
+    kept = next((d for d in data if d["dest"] == url), {})  # e.g. a `backup add` schedule
+    data = [d for d in data if d["dest"] != url]
+    data.append({**kept, "dest": url, "last_generation": gen, "at": datetime.now(UTC).isoformat()})
     _save_json(cfg.state_dir / DESTS_FILE, data)
 
 

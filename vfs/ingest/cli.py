@@ -205,10 +205,16 @@ def inbox_status(lib) -> dict:
 
 
 def print_status(lib, json_out: bool = False) -> int:
+    from ..background import background_status, print_background
+
     st = inbox_status(lib)
+    try:
+        bg = background_status(lib)  # renditions, faces, fixity, backup destinations
+    except Exception as exc:  # noqa: BLE001 - the inbox part must still print
+        bg = {"error": f"{type(exc).__name__}: {exc}"}
     lib.close()
     if json_out:
-        print(json.dumps(st, indent=2))
+        print(json.dumps({**st, "background": bg}, indent=2, default=str))
         return 0
     print(f"inbox: {len(st['pending'])} pending, {len(st['in_progress'])} in progress, "
           f"{len(st['failed'])} failed, {len(st['not_media'])} not media")
@@ -228,4 +234,8 @@ def print_status(lib, json_out: bool = False) -> int:
         print("recent:")
         for r in st["recent"]:
             print(f"  {r['at']}  {r['result']:<9}  {r['name']} -> {r['path']}")
+    if "error" in bg:
+        print(f"background: status unavailable: {bg['error']}")
+    else:
+        print_background(bg)
     return 0
