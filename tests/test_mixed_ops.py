@@ -46,7 +46,6 @@ from fuse_helpers import Mount, requires_fuse
 from photovfs.catalog.models import VISIBLE, Asset
 from sqlalchemy import select
 
-
 SEED = int(os.environ.get("PHOTOVFS_MIXED_SEED", "20240607"))
 STEPS = int(os.environ.get("PHOTOVFS_MIXED_STEPS", "2000"))
 FULL_EVERY = 25
