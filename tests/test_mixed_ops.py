@@ -134,6 +134,20 @@ class World:
                     out += self.lib.list(f"by-date/{y}/{m}/{d}")
         return out
 
+    def visible(self) -> list:
+        """Visible assets in one catalog query (the by-date walk is the check, not the picker)."""
+        from types import SimpleNamespace
+
+        with self.lib.session() as s:
+            rows = s.execute(select(Asset.id, Asset.vname, Asset.year, Asset.month, Asset.day,
+                                    Asset.folder, Asset.filename)
+                             .where(Asset.status.in_(VISIBLE)).order_by(Asset.id)).all()
+        root = self.lib.config.library
+        return [SimpleNamespace(
+            asset_id=r.id, name=r.vname, path=f"by-date/{r.year:04d}/{r.month:02d}/{r.day:02d}/"
+            f"{r.vname}", source=root / (f"{r.folder}/{r.filename}" if r.folder else r.filename))
+            for r in rows]
+
     def trash(self) -> list:
         return self.lib.list("trash")
 
@@ -225,7 +239,7 @@ class World:
             return []
         folder = f"{view}/{self.rng.choice(have)}"
         members = set(self.names(folder))
-        cands = [n for n in self.by_date() if n.name not in members]
+        cands = [n for n in self.visible() if n.name not in members]
         if not cands:
             return []
         src = self.rng.choice(cands)
@@ -260,7 +274,7 @@ class World:
         return [folder]
 
     def op_edit(self) -> list[str]:
-        nodes = self.by_date()
+        nodes = self.visible()
         if not nodes:
             return []
         node = self.rng.choice(nodes)
@@ -299,7 +313,7 @@ class World:
             return f"{a.folder}/{a.filename}" if a.folder else a.filename
 
     def op_delete_original(self) -> list[str]:
-        nodes = self.by_date()
+        nodes = self.visible()
         if len(nodes) < 8:  # keep enough photos around
             return []
         node = self.rng.choice(nodes)
@@ -353,6 +367,13 @@ class World:
         if lost:
             raise Failure(f"content lost (not in originals nor trash): {sorted(lost)[:5]}")
         self.known |= present
+
+    def check_by_date_cheap(self) -> None:
+        """Every step: each visible asset has one day folder and a name unique in it."""
+        keys = [(n.path.lower()) for n in self.visible()]
+        dup = [k for k, c in Counter(keys).items() if c > 1]
+        if dup:
+            raise Failure(f"two assets answer one by-date path: {dup}")
 
     def check_by_date(self) -> None:
         ids = [n.asset_id for n in self.by_date()]
@@ -474,14 +495,16 @@ def test_a_random_mix_over_webdav_and_fuse_keeps_every_byte_and_agrees(both, tmp
     started = time.monotonic()
     i = 0
     try:
-        for i in range(STEPS):
+        while len(world.log) < STEPS:  # STEPS operations through an adapter
+            i += 1
             touched = world.step()
             world.counts["steps"] += 1
             world.check_hashes()
-            world.check_by_date()
+            world.check_by_date_cheap()
             for vpath in dict.fromkeys(touched):
                 world.check_listing(vpath)
-            if i % FULL_EVERY == FULL_EVERY - 1:
+            if i % FULL_EVERY == 0:
+                world.check_by_date()  # the real walk of by-date through the core
                 world.check_full()
         world.check_full()
     except Exception as exc:
@@ -501,6 +524,11 @@ def test_a_random_mix_over_webdav_and_fuse_keeps_every_byte_and_agrees(both, tmp
             before[f"{view}/{name}"] = sorted(n.asset_id for n in dav.lib.list(f"{view}/{name}"))
     assert before, "the mix left no albums or people to remove"
     trash_before = {n.name for n in world.trash()}
+    # the core folds the unlinks of an rm -r into the album's trash item when they form one
+    # unbroken run (ops.FOLD_GAP); let the mix's last deliberate removals fall outside it
+    from photovfs.ops import FOLD_GAP
+
+    time.sleep(FOLD_GAP.total_seconds() + 0.5)
     for view in ("by-album", "by-person"):
         for name in os.listdir(mnt.path(view)):
             shutil.rmtree(mnt.path(view) / name)

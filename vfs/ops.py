@@ -254,15 +254,33 @@ def trash_album(self: Library, path: str, actor: Actor) -> None:
     self.sidecars.mark(members)
 
 
+#: an rm -r removes one entry after another; a pause longer than this ends the run being folded
+FOLD_GAP = timedelta(seconds=3)
+
+
+def _recent_run(items: list[TrashItem]) -> list[TrashItem]:
+    """The trash items of the unbroken run of removals that ends now, newest first."""
+    run, last = [], datetime.now()
+    for item in sorted(items, key=lambda i: i.deleted_at, reverse=True):
+        if last - item.deleted_at > FOLD_GAP:
+            break
+        run.append(item)
+        last = item.deleted_at
+    return run
+
+
 def _fold_album_items(s, path: str, ids: list[int]) -> tuple[list[int], list[dict]]:
     """Fold earlier trash items of this album's tree into the new one.
 
     `rm -r` over FUSE unlinks every photo and removes sub-albums before the album itself; restoring
-    the album must undo all of it at once, so those separate items become part of this one.
+    the album must undo all of it at once, so those separate items become part of this one. Only the
+    unbroken run of removals just before this one is folded (see FOLD_GAP): a photo removed from the
+    album deliberately, earlier, stays removed when the album is restored.
     """
     prefix = name_key(path) + "/"
+    items = s.scalars(select(TrashItem).where(TrashItem.kind.in_(("album", "link")))).all()
     album_ids, links = [], []
-    for item in s.scalars(select(TrashItem).where(TrashItem.kind.in_(("album", "link")))).all():
+    for item in _recent_run(items):
         data = json.loads(item.payload)
         if item.kind == "album":
             sub = s.get(Album, data["album_id"])
@@ -353,7 +371,7 @@ def trash_person(self: Library, person_id: int, actor: Actor) -> None:
         ids = list(s.scalars(select(AssetPerson.asset_id).where(
             AssetPerson.person_id == person_id, AssetPerson.rejected.is_(False))))
         links = []  # photos unlinked one by one just before (rm -r): undone with the person
-        for item in s.scalars(select(TrashItem).where(TrashItem.kind == "link")).all():
+        for item in _recent_run(s.scalars(select(TrashItem).where(TrashItem.kind == "link")).all()):
             data = json.loads(item.payload)
             if data.get("person_id") == person_id:
                 links.append(data)
