@@ -19,16 +19,21 @@ from ..roles import Actor
 from .base import View, visible_assets
 
 
+VNAME_VIEWS = ("by-date", "by-place", "by-album", "by-person")  # views naming assets by vname
+
+
 class ByAlbum(View):
     name = "by-album"
     readonly_reason = "by-album"
 
-    def _album(self, rest: tuple[str, ...]) -> Album | None:
+    def _album(self, rest: tuple[str, ...]):  # -> Row(id, path, created_at) | None
+        """The live album at `rest` (a Core row: this runs several times per request)."""
         if not rest:
             return None
         with self.lib.session() as s:
-            return s.scalar(select(Album).where(Album.path_key == name_key(join(rest)),
-                                                Album.trashed.is_(False)))
+            return s.connection().execute(
+                select(Album.id, Album.path, Album.created_at)
+                .where(Album.path_key == name_key(join(rest)), Album.trashed.is_(False))).first()
 
     def _members(self, album_id: int):
         return visible_assets().join(AlbumAsset, AlbumAsset.asset_id == Asset.id).where(
@@ -81,6 +86,12 @@ class ByAlbum(View):
         if album is None:
             raise NotFound("no such album")
         self.lib.add_to_album(album.id, src.asset_id)
+        if src.kind == "asset" and src.path.split("/", 1)[0] in VNAME_VIEWS:
+            # the member is the same asset, under the same virtual name, in the album's folder
+            return Node(path=self.vpath(*album.path.split("/"), src.name), name=src.name,
+                        is_dir=False, kind="asset", size=src.size, mtime=src.mtime,
+                        content_type=src.content_type, etag=src.etag, asset_id=src.asset_id,
+                        source=src.source_str, writable=True)
         return self.asset_by_vname(self._members(album.id), self.lib.vname(src.asset_id),
                                    *album.path.split("/"))
 
