@@ -47,6 +47,7 @@ case "$task" in
   test)
     setup
     .venv/bin/ruff check vfs dav fuse tests bench
+    .venv/bin/mypy vfs
     exec .venv/bin/python -m pytest -q -rs "$@"
     ;;
   *) echo "usage: scripts/dev.sh setup|serve LIBRARY|test" >&2; exit 2 ;;

@@ -7,10 +7,9 @@ from datetime import datetime
 from pathlib import Path
 
 from conftest import jpeg_with_date
+from fuse_helpers import sha256, wait_for
 from photovfs.library import Library
 from test_smb import DAY, pytestmark, smb, smbclient  # noqa: F401 - the fixture and marks
-
-from fuse_helpers import sha256, wait_for
 
 
 def _digest(data: bytes) -> str:

@@ -13,11 +13,12 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from . import ops
 from .catalog.db import make_engine, migrate, session_factory
 from .catalog.models import Asset
 from .config import Config, load_config
@@ -36,6 +37,9 @@ from .roles import SYSTEM, Actor, check_write
 from .scratch import Scratch
 from .views import VIEW_CLASSES
 from .views.base import View, original_path, original_path_str
+
+if TYPE_CHECKING:
+    from .thumbs import Renditions
 
 #: views where an empty upload waits as a placeholder for its content (see commit_file)
 PLACEHOLDER_VIEWS = ("by-album",)
@@ -58,7 +62,7 @@ class Library:
         self.views: dict[str, View] = {
             name: VIEW_CLASSES[name](self) for name in config.views.enabled if name in VIEW_CLASSES
         }
-        self._renditions = None
+        self._renditions: Renditions | None = None
         from .sidecars import SidecarWriter
 
         self.sidecars = SidecarWriter(self)
@@ -304,28 +308,26 @@ class Library:
         return tmp
 
     # ---- operations views call (defined in ops.py to keep this module about dispatch) ---------
-    from .ops import (  # noqa: E402
-        add_to_album,
-        edit,
-        inbox_arrived,
-        ingest_file,
-        make_original_folder,
-        move_original,
-        prepare_renditions,
-        purge,
-        purge_expired,
-        remove_from_album,
-        remove_original_folder,
-        rename_album,
-        rename_person,
-        rendition_node,
-        restore,
-        tag_person,
-        trash_album,
-        trash_asset,
-        trash_person,
-        untag_person,
-    )
+    add_to_album = ops.add_to_album
+    edit = ops.edit
+    inbox_arrived = ops.inbox_arrived
+    ingest_file = ops.ingest_file
+    make_original_folder = ops.make_original_folder
+    move_original = ops.move_original
+    prepare_renditions = ops.prepare_renditions
+    purge = ops.purge
+    purge_expired = ops.purge_expired
+    remove_from_album = ops.remove_from_album
+    remove_original_folder = ops.remove_original_folder
+    rename_album = ops.rename_album
+    rename_person = ops.rename_person
+    rendition_node = ops.rendition_node
+    restore = ops.restore
+    tag_person = ops.tag_person
+    trash_album = ops.trash_album
+    trash_asset = ops.trash_asset
+    trash_person = ops.trash_person
+    untag_person = ops.untag_person
 
     def scan(self, progress: Callable[[int], None] | None = None):
         from .scan import Scanner

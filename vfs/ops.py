@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -106,6 +107,7 @@ def _restore_asset(self: Library, s, item: TrashItem, data: dict) -> str:
     asset = s.get(Asset, item.asset_id)
     if asset is None:
         raise Conflict("the catalog no longer knows this photo")
+    assert item.file is not None  # asset items always carry the trashed file
     folder_path = self.original_path(data["folder"], "")
     folder_path.mkdir(parents=True, exist_ok=True)
     target = free_name(folder_path, text_to_fs(data["filename"]))
@@ -129,6 +131,7 @@ def _restore_version(self: Library, s, item: TrashItem, data: dict) -> str:
         raise Conflict("the catalog no longer knows this photo")
     if asset.status == STATUS_TRASHED:  # no original to replace: the version must stay in trash
         raise Conflict("the photo itself is in trash; restore it first")
+    assert item.file is not None  # version items always carry the old bytes
     tmp = self._claim_tmp(Path(item.file), Path(item.file).suffix)
     _replace_original(self, s, asset, tmp, Actor(item.deleted_by or "local"))
     return f"originals/{asset.folder}/{asset.filename}".replace("//", "/")
@@ -222,6 +225,7 @@ def _person_members(s, person_id: int) -> list[int]:
 def remove_from_album(self: Library, album_id: int, asset_id: int, actor: Actor) -> None:
     with self.write() as s:
         album = s.get(Album, album_id)
+        assert album is not None
         s.execute(delete(AlbumAsset).where(AlbumAsset.album_id == album_id,
                                            AlbumAsset.asset_id == asset_id))
         vname = s.scalar(select(Asset.vname).where(Asset.id == asset_id))
@@ -258,7 +262,7 @@ def trash_album(self: Library, path: str, actor: Actor) -> None:
 FOLD_GAP = timedelta(seconds=3)
 
 
-def _recent_run(items: list[TrashItem]) -> list[TrashItem]:
+def _recent_run(items: Iterable[TrashItem]) -> list[TrashItem]:
     """The trash items of the unbroken run of removals that ends now, newest first."""
     run, last = [], datetime.now()
     for item in sorted(items, key=lambda i: i.deleted_at, reverse=True):
@@ -358,6 +362,7 @@ def untag_person(self: Library, person_id: int, asset_id: int | None, actor: Act
                                             AssetPerson.asset_id == asset_id)
                   .values(rejected=True))
         person = s.get(Person, person_id)
+        assert person is not None
         vname = s.scalar(select(Asset.vname).where(Asset.id == asset_id))
         _trash_item(self, s, "link", f"{vname} (not {_person_folder(person)})", actor,
                     payload={"person_id": person_id, "asset_id": asset_id}, asset_id=asset_id)
@@ -367,6 +372,7 @@ def untag_person(self: Library, person_id: int, asset_id: int | None, actor: Act
 def trash_person(self: Library, person_id: int, actor: Actor) -> None:
     with self.write() as s:
         person = s.get(Person, person_id)
+        assert person is not None
         person.trashed = True
         ids = list(s.scalars(select(AssetPerson.asset_id).where(
             AssetPerson.person_id == person_id, AssetPerson.rejected.is_(False))))
@@ -387,6 +393,7 @@ def rename_person(self: Library, person_id: int, name: str, actor: Actor) -> Non
     with self.write() as s:
         self.sidecars.mark(_person_members(s, person_id))
         person = s.get(Person, person_id)
+        assert person is not None
         other = s.scalar(select(Person).where(Person.name_key == name_key(name),
                                               Person.id != person_id))
         if other is None:
@@ -413,6 +420,7 @@ def edit(self: Library, asset_id: int, tmp: Path, actor: Actor) -> Node:
     verify(tmp)
     with self.write() as s:
         asset = s.get(Asset, asset_id)
+        assert asset is not None  # checked above
         _replace_original(self, s, asset, tmp, actor)
         folder, filename = asset.folder, asset.filename
     return self.resolve(f"originals/{folder}/{filename}".replace("//", "/"))

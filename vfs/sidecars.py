@@ -117,7 +117,7 @@ def _facts(lib: Library, s, asset: Asset) -> tuple[list[str], list[tuple], list[
     return people, regions, albums, words
 
 
-def _document(path: Path) -> ET.ElementTree | None:
+def _document(path: Path) -> ET.ElementTree[ET.Element] | None:
     """The existing sidecar with our managed properties removed, or a new empty one."""
     if not path.exists():
         root = ET.Element(f"{{{X}}}xmpmeta")
@@ -127,7 +127,7 @@ def _document(path: Path) -> ET.ElementTree | None:
         text = path.read_bytes()
         if b"<!DOCTYPE" in text or b"<!ENTITY" in text:
             return None
-        tree = ET.ElementTree(ET.fromstring(text))
+        tree: ET.ElementTree[ET.Element] = ET.ElementTree(ET.fromstring(text))
     except (OSError, ET.ParseError):
         return None  # a damaged foreign sidecar is left alone
     for desc in tree.getroot().iter(_q("rdf", "Description")):

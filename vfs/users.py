@@ -12,6 +12,7 @@ write through the `Actor` an adapter builds from the verified user.
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import os
 import re
@@ -68,7 +69,7 @@ class Users:
             self._verified = {}
         return self._data
 
-    def list(self) -> list[User]:
+    def list(self) -> builtins.list[User]:
         with self._lock:
             return [User(n, d.get("role", "viewer")) for n, d in sorted(self._load().items())]
 
@@ -165,7 +166,7 @@ def remove(lib_or_path, name: str) -> None:
     users_for(_path(lib_or_path)).remove(name)
 
 
-def list_users(lib_or_path) -> list[User]:
+def list_users(lib_or_path) -> builtins.list[User]:
     return users_for(_path(lib_or_path)).list()
 
 

@@ -22,7 +22,12 @@ from typing import TYPE_CHECKING
 from .names import fs_to_text, is_side_file, text_to_fs
 
 if TYPE_CHECKING:
+    from watchdog.events import FileSystemEventHandler as _HandlerBase
+    from watchdog.observers.api import BaseObserver
+
     from .library import Library
+else:
+    _HandlerBase = object  # duck-typed at runtime: watchdog only calls dispatch()
 
 log = logging.getLogger("photovfs.watch")
 
@@ -48,7 +53,7 @@ class Watcher:
         self._lib_changed_at = 0.0
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._observer = None
+        self._observer: BaseObserver | None = None
         self.ingested = 0  # counters for tests and status
         self.rescans = 0
 
@@ -283,7 +288,7 @@ def rescan_folders(lib: Library, folders: set[str]):
     return _FolderScanner(lib).run()
 
 
-class _Handler:
+class _Handler(_HandlerBase):
     """A watchdog handler calling `fn(kind, src, dest, is_dir)`."""
 
     def __init__(self, fn) -> None:

@@ -183,7 +183,7 @@ def known_destinations(cfg: Config) -> list[str]:
 
 def _remember_destination(cfg: Config, url: str, gen: str) -> None:
     data = _load_json(cfg.state_dir / DESTS_FILE, [])
-    kept = next((d for d in data if d["dest"] == url), {})  # e.g. a `backup add` schedule
+    kept: dict = next((d for d in data if d["dest"] == url), {})  # e.g. a `backup add` schedule
     data = [d for d in data if d["dest"] != url]
     data.append({**kept, "dest": url, "last_generation": gen, "at": datetime.now(UTC).isoformat()})
     _save_json(cfg.state_dir / DESTS_FILE, data)

@@ -204,6 +204,7 @@ def _recover_one(lib: Library, job_id: int, state: str, data: dict[str, Any]) ->
                                                    Asset.filename == data["filename"]))
             catalogued = row is not None and row.sha256 == data.get("sha256")
             if catalogued:  # a scan catalogued the linked file first: it is filed
+                assert row is not None
                 update(lib, job_id, FILED, asset_id=row.id)
                 _finish_filed(lib, job_id, data, DONE)
                 return

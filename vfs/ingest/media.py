@@ -7,6 +7,7 @@ container parse for video, and the EXIF date, camera and Apple content identifie
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -16,6 +17,8 @@ from ..metadata.kinds import HEIF_EXTS, QUICKTIME_EXTS, RAW_EXTS, ext_of, media_
 
 SIDECAR_EXTS = ("xmp", "aae")
 
+_extract: Callable[[Path, Path | None], Facts] | None
+_verify: Callable[[Path], None] | None
 try:  # the real thing, once the metadata package exports it
     from ..metadata import extract as _extract  # type: ignore[attr-defined]
     from ..metadata import verify as _verify  # type: ignore[attr-defined]
@@ -117,13 +120,13 @@ def _fallback_extract(path: Path) -> Facts:
             from ..metadata.video import read_quicktime
 
             with open(path, "rb") as fh:
-                info = read_quicktime(fh, path.stat().st_size)
-            facts.duration, facts.content_id = info.duration, info.content_id
-            facts.width, facts.height = info.width, info.height
-            if info.local_date:
-                facts.taken_at = info.local_date[0]
-            elif info.created_utc:
-                facts.taken_at = info.created_utc
+                video = read_quicktime(fh, path.stat().st_size)
+            facts.duration, facts.content_id = video.duration, video.content_id
+            facts.width, facts.height = video.width, video.height
+            if video.local_date:
+                facts.taken_at = video.local_date[0]
+            elif video.created_utc:
+                facts.taken_at = video.created_utc
             facts.taken_source = "quicktime" if facts.taken_at else None
     except Exception:  # noqa: BLE001 - facts are best effort; verify already decided
         pass

@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import or_, select, update
 
@@ -602,7 +602,7 @@ def ingest_inbox_file(lib: Library, path: Path, *, quiet: float | None = None
             late = rec.stems.get(("/".join(name_key(p) for p in rel_dir),
                                   name_key(split_ext(fs_to_text(path.name))[0])))
         folder = late[1] if late and late[0] >= time.monotonic() else None
-        partners = list(late[2]) if folder is not None else []
+        partners = list(late[2]) if late is not None and folder is not None else []
         out: list[tuple[Path, IngestResult | PhotoVFSError]] = []
         carried = _assign_sidecars(members, sides)
         for m in members:
@@ -674,6 +674,7 @@ def _sidecar_arrived(lib: Library, path: Path) -> list[tuple[Path, IngestResult 
             facts = extract(lib.original_path(asset.folder, asset.filename), dest)
             with lib.write() as s:
                 a = s.get(Asset, asset.id)
+                assert a is not None
                 apply_facts(s, a, facts)
                 link_facts(s, a, facts)
                 a.sidecar_mtime_ns = os.stat(dest).st_mtime_ns
@@ -951,6 +952,7 @@ def _file_many(lib: Library, items: list[_Item]) -> list[tuple[Path, IngestResul
         journal.drop_many(lib, [it.job_id for it in bad])
         for it in bad:
             exc = it.error
+            assert exc is not None
             if isinstance(exc, (BadMedia, TooLarge)):
                 _move_failed(lib, it.src, exc.reason, it.rel)
                 out.append((it.src, exc))
@@ -1026,8 +1028,9 @@ def _file_locked(lib: Library, items: list[_Item]) -> list[tuple[Path, IngestRes
             journal.update_many(s, rows)
         crash_point("filing")
         for it in to_file:
+            assert it.target is not None
             st.in_flight.add(it.target)
-        for d in sorted({it.target.parent for it in to_file}):
+        for d in sorted({cast(Path, it.target).parent for it in to_file}):  # targets set above
             try:
                 created += _makedirs(d)
             except OSError as exc:  # NoSpace: every file of this batch stays in the inbox
@@ -1049,7 +1052,7 @@ def _file_locked(lib: Library, items: list[_Item]) -> list[tuple[Path, IngestRes
             except OSError as exc:
                 it.result = Conflict(f"cannot file it: {exc.strerror or exc}")
         filed = [it for it in to_file if it.made]
-        for d in sorted({it.target.parent for it in filed}):
+        for d in sorted({cast(Path, it.target).parent for it in filed}):
             fsync_dir(d)  # the new names; the bytes were fdatasync'ed in the pool (or copied+fsync)
         crash_point("linked")
         with lib.write() as s:
@@ -1087,6 +1090,7 @@ def _file_locked(lib: Library, items: list[_Item]) -> list[tuple[Path, IngestRes
     for it in failed:
         for t in it.data.get("tmps", []):
             Path(t).unlink(missing_ok=True)
+        assert it.staged is not None
         shutil.rmtree(it.staged.parent, ignore_errors=True)
     _undo_dirs(created)  # only the ones left empty go
     journal.drop_many(lib, [it.job_id for it in failed])
@@ -1101,17 +1105,20 @@ def _file_locked(lib: Library, items: list[_Item]) -> list[tuple[Path, IngestRes
         fsync_dir(d)
     crash_point("removed")
     for it in done:
+        assert it.staged is not None
         shutil.rmtree(it.staged.parent, ignore_errors=True)
     with lib.write() as s:
         journal.update_many(s, [(it.job_id, journal.DONE if it.made else journal.DUPLICATE,
                                  it.data) for it in done])
     for it in done:
         if it.made:
+            assert it.asset_id is not None
             it.result = IngestResult(it.asset_id, "ingested", _rel(it.folder, it.filename), it.name)
         else:
             d = it.dup_of
             folder, filename, aid = (d.folder, d.filename, d.asset_id if isinstance(d, _Item)
                                      else d.id)
+            assert aid is not None
             it.result = IngestResult(aid, "duplicate", _rel(folder, filename), it.name)
     return [(it.src, it.result) for it in items if it.result is not None]
 
@@ -1171,7 +1178,7 @@ def _catalog_many(lib: Library, s, items: list[_Item]) -> None:
             it.asset_id = row.id
         else:
             fresh.append(it)
-    stats = {it.job_id: os.stat(it.target) for it in fresh}
+    stats = {it.job_id: os.stat(cast(Path, it.target)) for it in fresh}  # targets set by now
     assets = new_assets(s, [(it.folder, it.filename, it.digest, stats[it.job_id].st_size,
                              stats[it.job_id].st_mtime_ns, it.facts) for it in fresh])
     for it, a in zip(fresh, assets, strict=True):
@@ -1181,4 +1188,5 @@ def _catalog_many(lib: Library, s, items: list[_Item]) -> None:
             ids = list(s.scalars(select(Asset.id).where(Asset.content_id == it.facts.content_id,
                                                         Asset.id != it.asset_id)))
             if ids:
+                assert it.asset_id is not None
                 _stack(s, [it.asset_id, *ids])

@@ -15,9 +15,10 @@ import warnings
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import cast
 
 import pillow_heif
-from PIL import Image, IptcImagePlugin, UnidentifiedImageError
+from PIL import Image, ImageFile, IptcImagePlugin, UnidentifiedImageError
 
 from . import exif as exif_mod
 from .dates import filename_datetime, parse_exif_datetime, parse_offset
@@ -216,7 +217,8 @@ def _structure_problem(path: Path, fmt: str | None, size: int) -> str | None:
 
 def _iptc_keywords(im: Image.Image) -> set[str]:
     """IPTC-IIM keywords (2:25), as written by Picasa and older tools."""
-    info = IptcImagePlugin.getiptcinfo(im) or {}
+    # only called for images opened from a JPEG/MPO/TIFF file, i.e. ImageFile instances
+    info = IptcImagePlugin.getiptcinfo(cast(ImageFile.ImageFile, im)) or {}
     raw = info.get((2, 25))
     values = raw if isinstance(raw, list) else [raw] if raw else []
     words = set()
@@ -366,8 +368,8 @@ def _resolve_date(
             return
     for x in xmps:
         if x.dates:
-            tag, taken, offset = x.dates[0]
-            facts.taken_at, facts.taken_source, facts.tz_offset_min = taken, f"xmp:{tag}", offset
+            tag, x_when, x_off = x.dates[0]
+            facts.taken_at, facts.taken_source, facts.tz_offset_min = x_when, f"xmp:{tag}", x_off
             return
     if video and (video.local_date or video.created_utc):
         if video.local_date:

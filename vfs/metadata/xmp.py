@@ -16,7 +16,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from .dates import parse_iso_datetime
 from .regions import from_center
@@ -337,7 +337,7 @@ def _mwg_regions(info: Any, data: XmpData) -> None:
         parts = [_float(area.get(q("stArea", k))) for k in "xywh"]
         if scale is None or any(p is None or p != p for p in parts):
             continue
-        cx, cy, w, h = parts  # type: ignore[misc]
+        cx, cy, w, h = cast("list[float]", parts)  # None/NaN filtered out just above
         x, y, w, h = from_center(cx / scale[0], cy / scale[1], w / scale[0], h / scale[1])
         data.mwg_regions.append(RawRegion(name, x, y, w, h, "mwg", "stored"))
         if name:

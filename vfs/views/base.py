@@ -7,6 +7,7 @@ does not give a meaning to, and WebDAV and FUSE refuse it identically.
 
 from __future__ import annotations
 
+import builtins
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -89,7 +90,7 @@ class View:
             source=self.lib.original_path_str(row.folder, row.filename), writable=True,
         )
 
-    def assets(self, query: Select, *parts: str) -> list[Node]:
+    def assets(self, query: Select, *parts: str) -> builtins.list[Node]:
         with self.lib.session() as s:  # Core rows: no ORM result machinery on hot listings
             rows = s.connection().execute(query.order_by(Asset.vname)).all()
         return [self.asset_node(r, *parts) for r in rows]

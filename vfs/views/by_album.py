@@ -18,7 +18,6 @@ from ..node import Node
 from ..roles import Actor
 from .base import View, visible_assets
 
-
 VNAME_VIEWS = ("by-date", "by-place", "by-album", "by-person")  # views naming assets by vname
 
 

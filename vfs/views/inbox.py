@@ -6,6 +6,7 @@ then handed to the ingest pipeline. Files that fail verification stay visible un
 
 from __future__ import annotations
 
+import builtins
 import os
 import shutil
 from pathlib import Path
@@ -91,7 +92,7 @@ class Inbox(View):
         out += self._recent_list(rest, {name_key(n.name) for n in out})
         return sorted(out, key=lambda n: n.name)
 
-    def _recent_list(self, rest: tuple[str, ...], present: set[str]) -> list[Node]:
+    def _recent_list(self, rest: tuple[str, ...], present: set[str]) -> builtins.list[Node]:
         from ..ingest.pipeline import recent_names
 
         out = []

@@ -6,6 +6,8 @@ Sizes are exact wherever they are reported, so a listing first makes the renditi
 
 from __future__ import annotations
 
+from typing import cast
+
 from sqlalchemy import select
 
 from ..catalog.models import Asset
@@ -23,7 +25,7 @@ class Thumbnails(View):
     def _mirrored(self) -> list[str]:
         return [v for v in MIRRORED if v in self.lib.views]
 
-    def _rendition(self, src: Node, parts: tuple[str, ...], tname: str) -> Node:
+    def _rendition(self, src: Node, parts: tuple[str, ...], tname: str) -> Node | None:
         return self.lib.rendition_node(src, self.vpath(*parts, tname))
 
     def _tnames(self, ids: list[int]) -> dict[int, tuple[str, str]]:
@@ -57,7 +59,7 @@ class Thumbnails(View):
             raise NotFound()
         children = self.lib.views[rest[0]].list(rest[1:])
         files = [c for c in children if not c.is_dir and c.asset_id is not None]
-        names = self._tnames([c.asset_id for c in files])
+        names = self._tnames(cast("list[int]", [c.asset_id for c in files]))  # None filtered above
         self.lib.prepare_renditions([c for c in files if c.asset_id in names])
         out = [self.folder(*rest, c.name) for c in children if c.is_dir]
         for c in files:
