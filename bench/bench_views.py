@@ -110,7 +110,7 @@ def main() -> None:
 
         # ---- save -> served latency -------------------------------------------------------
         lib.mkdir("by-album/Edits")
-        for k, (p, v) in enumerate(paths[:6]):
+        for p, v in paths[:6]:
             lib.copy(p, f"by-album/Edits/{v}")
         thumbs = f"thumbnails/{paths[0][0]}"
 
