@@ -104,6 +104,7 @@ def _worker_init(nice: int) -> None:
 def _render_to(src: str, media_type: str, size: int, max_pixels: int, dest: str) -> tuple[int, str]:
     """Worker process: render and publish `dest` atomically; (bytes, "") or (0, reason)."""
     from .errors import PhotoVFSError
+    from .files import write_atomic
     from .thumbs import TEMP_PREFIX, render
 
     try:
@@ -112,19 +113,10 @@ def _render_to(src: str, media_type: str, size: int, max_pixels: int, dest: str)
         return 0, f"{type(exc).__name__}: {exc.reason}"
     except Exception as exc:  # noqa: BLE001 - reported, never fatal
         return 0, f"{type(exc).__name__}: {exc}"
-    out = Path(dest)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=".jpg", dir=out.parent)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, out)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        return 0, f"cannot write the rendition: {exc.strerror or exc}"
+        write_atomic(Path(dest), data, prefix=TEMP_PREFIX)
+    except (OSError, PhotoVFSError) as exc:
+        return 0, f"cannot write the rendition: {getattr(exc, 'reason', None) or exc}"
     return len(data), ""
 
 

@@ -75,3 +75,29 @@ def free_name(folder: Path, name: str) -> Path:
         if not os.path.lexists(cand):
             return cand
         n += 1
+
+
+def write_atomic(path: Path, data: bytes, *, prefix: str = ".tmp-", fsync_folder: bool = False
+                 ) -> None:
+    """Publish `data` at `path` all at once: temp file in the same folder, fsync, rename.
+
+    A killed process leaves at most a stray temp file (named with `prefix`), never a half file.
+    ENOSPC/EDQUOT become NoSpace; other OSErrors propagate. The temp file never outlives a failure.
+    """
+    import contextlib
+    import tempfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=path.suffix, dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise _translate(exc) from exc
+    if fsync_folder:
+        fsync_dir(path.parent)

@@ -33,7 +33,7 @@ from .catalog.models import (
     Keyword,
     Person,
 )
-from .files import fsync_dir
+from .files import write_atomic
 from .metadata.regions import to_displayed
 from .metadata.xmp import NS, RDF
 
@@ -175,14 +175,7 @@ def write_sidecar(lib: Library, asset_id: int) -> Path | None:
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.photovfs-tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
+    write_atomic(path, data, prefix=f".{path.name}.photovfs-", fsync_folder=True)
 
 
 class SidecarWriter:

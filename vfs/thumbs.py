@@ -30,12 +30,10 @@ exception escapes ``render``.
 from __future__ import annotations
 
 import contextlib
-import errno
 import mmap
 import os
 import re
 import subprocess
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -48,6 +46,7 @@ import cachetools
 import pyvips
 
 from .errors import BadMedia, NoSpace, NotFound, PhotoVFSError, TooLarge
+from .files import write_atomic
 
 RENDER_VERSION = 1
 """Bump whenever the bytes `render` produces change; it is part of every cache key."""
@@ -683,20 +682,10 @@ class Renditions:
 
     def _write_atomic(self, path: Path, data: bytes) -> None:
         """temp file + fsync + os.replace: a killed process leaves a stray temp file, never half a JPEG."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=".jpg", dir=path.parent)
         try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except OSError as exc:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                raise NoSpace("the rendition cache disk is full") from exc
-            raise
+            write_atomic(path, data, prefix=TEMP_PREFIX)
+        except NoSpace as exc:
+            raise NoSpace("the rendition cache disk is full") from exc
 
     def get_bytes(
         self, src: Path, sha256: str, media_type: str, size: int, *, taken: datetime | None = None
