@@ -56,6 +56,7 @@ class Library:
         config.inbox_dir.mkdir(parents=True, exist_ok=True)
         self.engine = make_engine(config.database_url)
         migrate(self.engine)
+        self._ensure_statistics()
         self._sessions = session_factory(self.engine)
         self._write_lock = threading.RLock()
         self.scratch = Scratch(config.state_dir / "scratch")
@@ -70,6 +71,22 @@ class Library:
         from .ingest import attach  # replays the ingest journal, sets on_inbox
 
         attach(self)
+
+    def _ensure_statistics(self) -> None:
+        """A big SQLite catalog without planner statistics (imported, or from before the first
+        large scan) is analysed once: without them SQLite may walk a million rows for a listing
+        that the right index answers in a millisecond."""
+        if self.engine.dialect.name != "sqlite":
+            return  # PostgreSQL's autovacuum keeps its statistics
+        from sqlalchemy import text
+
+        with self.engine.connect() as c:
+            if c.execute(text("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_stat1'")).first():
+                return
+            if c.execute(text("SELECT count(*) FROM assets")).scalar_one() < 20_000:
+                return
+        with self.write() as s:
+            s.execute(text("ANALYZE"))
 
     @classmethod
     def open(cls, library: Path | str, *, config_file: Path | None = None,

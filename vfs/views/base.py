@@ -90,10 +90,23 @@ class View:
             source=self.lib.original_path_str(row.folder, row.filename), writable=True,
         )
 
-    def assets(self, query: Select, *parts: str) -> builtins.list[Node]:
+    def assets(self, query: Select, *parts: str, real_names: bool = False
+               ) -> builtins.list[Node]:
+        """Nodes for every asset the query selects, named by virtual name (or the real file name
+        in `originals/`). The hot path of every listing: one query, then one Node per row built
+        with local names only (no per-row path joins or method calls)."""
+        order = Asset.filename if real_names else Asset.vname
         with self.lib.session() as s:  # Core rows: no ORM result machinery on hot listings
-            rows = s.connection().execute(query.order_by(Asset.vname)).all()
-        return [self.asset_node(r, *parts) for r in rows]
+            rows = s.connection().execute(query.order_by(order)).all()
+        prefix = self.vpath(*parts) + "/"
+        root = self.lib.original_path_str("", "")
+        out = []
+        for r in rows:
+            name = r.filename if real_names else r.vname
+            rel = f"{r.folder}/{r.filename}" if r.folder else r.filename
+            out.append(Node(prefix + name, name, False, "asset", r.size, r.mtime_ns / 1e9,
+                            r.mime, r.sha256[:32], r.id, f"{root}/{text_to_fs(rel)}", True))
+        return out
 
     def asset_by_vname(self, query: Select, name: str, *parts: str) -> Node:
         from ..names import name_key

@@ -42,11 +42,8 @@ class Originals(View):
         folder = join(rest)
         with self.lib.session() as s:
             subs = s.scalars(select(Folder.name).where(Folder.parent == folder)).all()
-            rows = s.execute(visible_assets().where(Asset.folder == folder)
-                             .order_by(Asset.filename)).all()
-        return [self.folder(*rest, n, writable=True) for n in sorted(subs)] + [
-            self._file_node(r, (*rest, r.filename)) for r in rows
-        ]
+        return [self.folder(*rest, n, writable=True) for n in sorted(subs)] + self.assets(
+            visible_assets().where(Asset.folder == folder), *rest, real_names=True)
 
     def remove(self, rest, node, actor) -> None:
         if node.is_dir:
