@@ -1,6 +1,6 @@
 """WebDAV benchmark: photovfs vs wsgidav's FilesystemProvider vs `rclone serve webdav` (vs Apache).
 
-    /tmp/probe-venv/bin/python bench/bench_dav.py [--photos 10000] [--keep DIR]
+    .venv/bin/python bench/bench_dav.py [--photos 10000] [--keep DIR]
 
 Builds a library with one 10,000-photo folder (tiny distinct JPEGs) and one 24 MP original, scans
 it, serves it, and prints a table. It never asserts times: it measures.
