@@ -509,7 +509,9 @@ def test_a_random_mix_over_webdav_and_fuse_keeps_every_byte_and_agrees(both, tmp
         world.check_full()
     except Exception as exc:
         tail = "\n".join(world.log[-15:])
+        mount_log = "\n".join(mnt.log.read_text(errors="replace").splitlines()[-40:])
         raise AssertionError(f"seed={SEED} step={i}: {exc}\nlast operations:\n{tail}\n"
+                             f"mount log:\n{mount_log}\n"
                              f"(rerun with PHOTOVFS_MIXED_SEED={SEED})") from exc
     ok = sum(1 for line in world.log if line.endswith((": ok", ": 200", ": 201", ": 204")))
     print(f"\nseed={SEED}: {STEPS} steps, {len(world.log)} adapter calls ({ok} done, "
