@@ -74,6 +74,7 @@ def mount(lib, mountpoint, allow_other: bool = False, foreground: bool = True,
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                             format="%(asctime)s photovfs %(levelname)s %(message)s")
+        logging.getLogger("pyvips").setLevel(logging.WARNING)  # libvips' per-image chatter
     mountpoint = Path(mountpoint)
     if _stale(mountpoint):
         print(f"photovfs: {mountpoint} is a dead mount (its daemon was killed); run "

@@ -111,6 +111,7 @@ class PhotoOperations(pyfuse3.Operations):
         self._pending: dict[str, Handle] = {}  # created, not committed yet: visible to lookups
         self._nodes: dict[str, tuple[float, Node]] = {}
         self._etags: dict[int, str | None] = {}
+        self._told: dict[int, tuple[int, int]] = {}  # (size, mtime_ns) last given the kernel
         self._limiter = trio.CapacityLimiter(CORE_THREADS)
         self.xattrs = XattrStore(xattr_db or lib.config.state_dir / "fuse-xattrs.db")
         self.started = time.time()  # the time of folders the catalog gives none
@@ -206,7 +207,20 @@ class PhotoOperations(pyfuse3.Operations):
         e.st_blocks = (node.size + 511) // 512
         ns = int((node.mtime or self.started) * 1e9)
         e.st_atime_ns = e.st_mtime_ns = e.st_ctime_ns = ns
+        self._told[ino] = (node.size, ns)
         return e
+
+    def _refresh_kernel(self, ino: int, node: Node) -> None:
+        """Another process (the WebDAV server, a scan) changed the file since the kernel cached
+        its size: drop the cached attributes, or reads stop at the old size and a `cp` copies
+        a cut-off photo. Attribute-only invalidation takes no inode locks: safe in a handler."""
+        told = self._told.get(ino)
+        if told is None or told == (node.size, int((node.mtime or self.started) * 1e9)):
+            return
+        try:
+            pyfuse3.invalidate_inode(ino, attr_only=True)
+        except OSError:  # the kernel forgot the inode already: nothing to refresh
+            pass
 
     def _move_inodes(self, src: str, dst: str) -> None:
         """After a rename the kernel's dentry (and inode) is at dst: the number follows it."""
@@ -418,11 +432,13 @@ class PhotoOperations(pyfuse3.Operations):
             fh = self._fh()
             self._handles[fh] = Handle(inode, path, None, False, fd=fd)
             return pyfuse3.FileInfo(fh=fh, direct_io=False, keep_cache=False)
-        node = await self._resolve(path)
+        node = await self._call(self.lib.resolve, path)  # fresh: others may have changed it
+        self._remember(node)
         if node.is_dir:
             raise pyfuse3.FUSEError(errno.EISDIR)
         if write and not node.writable:
             raise pyfuse3.FUSEError(errno.EACCES)
+        self._refresh_kernel(inode, node)
         h = Handle(inode, path, node, write, truncate=bool(flags & os.O_TRUNC))
         if node.source is not None and (not write or (flags & os.O_ACCMODE) == os.O_RDWR):
             h.fd = await self._call(os.open, node.source, os.O_RDONLY)

@@ -304,6 +304,21 @@ def test_mkdir_in_by_album_and_cp_adds_by_reference(mnt: Mount, library: Library
         library.resolve(f"{DAY}/IMG_0002.jpg").source)
 
 
+def test_cp_into_a_person_folder_tags_that_person_without_a_second_copy(
+        mnt: Mount, library: Library, photo_dir: Path):
+    before = _originals(photo_dir)
+    os.mkdir(mnt.path("by-person/Ada"))
+    subprocess.run(["cp", str(mnt.path(f"{DAY}/IMG_0002.jpg")), str(mnt.path("by-person/Ada/"))],
+                   check=True)
+    assert os.listdir(mnt.path("by-person/Ada")) == ["IMG_0002.jpg"]
+    assert [n.asset_id for n in library.list("by-person/Ada")] == [
+        library.resolve(f"{DAY}/IMG_0002.jpg").asset_id]
+    assert _originals(photo_dir) == before
+    # a person that does not exist is not made by a file
+    assert _errno(shutil.copyfile, mnt.path(f"{DAY}/IMG_0002.jpg"),
+                  mnt.path("by-person/Nobody/IMG_0002.jpg")) == errno.ENOENT
+
+
 def test_rm_in_by_album_removes_membership_only(mnt: Mount, library: Library, photo_dir: Path):
     os.mkdir(mnt.path("by-album/Trip"))
     os.link(mnt.path(f"{DAY}/IMG_0002.jpg"), mnt.path("by-album/Trip/IMG_0002.jpg"))
@@ -411,3 +426,43 @@ def test_kill_9_then_photovfs_unmount_recovers_the_mountpoint(library: Library, 
         m.stop()
     res = subprocess.run([str(PHOTOVFS), "unmount", str(m.mnt)], capture_output=True, text=True)
     assert res.returncode == 1 and "not mounted" in res.stderr
+
+
+def test_a_change_by_another_process_is_read_whole_at_the_next_open(
+        mnt: Mount, library: Library, tmp_path: Path):
+    """The WebDAV server (another process) edits a photo the kernel has just stat'ed: the next
+    open through the mount must read the new bytes whole, not the old size's worth of them
+    (a stale size made `cp` copy a cut-off JPEG, which the core then refused with EIO)."""
+    vpath = f"{DAY}/IMG_0002.jpg"
+    old_size = os.stat(mnt.path(vpath)).st_size  # the kernel now caches this size for a while
+    assert sha256(mnt.path(vpath)) == sha256(library.resolve(vpath).source)
+    bigger = _big_jpeg(tmp_path / "bigger.jpg", datetime(2021, 4, 30, 10, 0, 0))
+    assert bigger.stat().st_size > 4 * old_size
+    with library.begin_write(vpath) as up:  # what a WebDAV PUT does, in this test process
+        up.write(bigger.read_bytes())
+        up.commit()
+    got = mnt.path(vpath).read_bytes()
+    want = bigger.read_bytes()
+    assert (len(got), got[:64] == want[:64]) == (len(want), True)
+    assert got == want
+    assert os.stat(mnt.path(vpath)).st_size == bigger.stat().st_size
+    shutil.copyfile(mnt.path(vpath), mnt.path("inbox/copy.jpg"))  # what `cp` does: no EIO
+    assert sha256(mnt.path("inbox/copy.jpg")) == sha256(bigger)
+
+
+def test_reads_during_a_change_by_another_process_are_old_or_new_never_a_mix(
+        mnt: Mount, library: Library, tmp_path: Path):
+    vpath = f"{DAY}/IMG_0002.jpg"
+    old = sha256(mnt.path(vpath))  # read whole: pages and attributes cached by the kernel
+    bigger = _big_jpeg(tmp_path / "bigger.jpg", datetime(2021, 4, 30, 10, 0, 0))
+    with library.begin_write(vpath) as up:
+        up.write(bigger.read_bytes())
+        up.commit()
+    new = sha256(bigger)
+    seen = []
+    deadline = time.monotonic() + 4
+    while time.monotonic() < deadline:
+        seen.append(sha256(mnt.path(vpath)))
+        time.sleep(0.05)
+    assert set(seen) <= {old, new}, "a read mixed old and new bytes"
+    assert seen[-1] == new
