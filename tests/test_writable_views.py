@@ -250,3 +250,27 @@ def test_two_edits_without_locks_last_complete_wins_and_both_old_versions_are_ke
     assert node.source.read_bytes() == second.read_bytes()
     versions = [n for n in library.list("trash") if "version" in n.name]
     assert len(versions) == 2
+
+
+def test_a_file_copied_into_a_person_folder_is_ingested_or_found_and_tagged(library: Library,
+                                                                          tmp_path: Path):
+    """`cp` into by-person/NAME/ (FUSE, SMB, a WebDAV PUT) tags that person, as `ln` does."""
+    library.mkdir("by-person/Ada")
+    existing = library.resolve("by-date/2021/04/30/IMG_0002.jpg")
+    with library.begin_write("by-person/Ada/IMG_0002.jpg") as up:
+        up.write(existing.source.read_bytes())
+        up.commit()
+    assert [n.asset_id for n in library.list("by-person/Ada")] == [existing.asset_id]
+    assert len(list(library.config.library.rglob("IMG_0002.jpg"))) == 1  # no second copy
+    new = jpeg_with_date(tmp_path / "n.jpg", datetime(2022, 3, 3, 10, 0, 0), color=(9, 1, 9))
+    with library.begin_write("by-person/Ada/new.jpg") as up:
+        up.write(new.read_bytes())
+        up.commit()
+    assert sorted(n.name for n in library.list("by-person/Ada")) == ["IMG_0002.jpg", "new.jpg"]
+    assert [n.name for n in library.list("by-date/2022/03/03")] == ["new.jpg"]
+    # an unknown person is not created by a file, and _largest stays an index
+    with pytest.raises(NotFound):
+        with library.begin_write("by-person/Nobody/x.jpg") as up:
+            up.write(new.read_bytes())
+            up.commit()
+    assert [n.name for n in library.list("by-person")] == ["Ada"]

@@ -42,7 +42,9 @@ if TYPE_CHECKING:
     from .thumbs import Renditions
 
 #: views where an empty upload waits as a placeholder for its content (see commit_file)
-PLACEHOLDER_VIEWS = ("by-album",)
+PLACEHOLDER_VIEWS = ("by-album", "by-person")
+#: views where a new file name may be written (elsewhere only existing photos can be edited)
+NEW_FILE_VIEWS = ("inbox", *PLACEHOLDER_VIEWS)
 
 
 class Library:
@@ -141,7 +143,7 @@ class Library:
         """The children of a folder (NotAFolder for a file)."""
         parts = split_path(path)
         if not parts:
-            return [Node(path=name, name=name, is_dir=True, writable=name in ("inbox", "by-album"))
+            return [Node(path=name, name=name, is_dir=True, writable=name in NEW_FILE_VIEWS)
                     for name in self.views]
         node = self._view(parts).resolve(parts[1:])
         if not node.is_dir:
@@ -193,8 +195,8 @@ class Library:
         self._parent_dir(parts)
         if not self._scratch_folder(parts):
             check_write(actor, parts[0])
-            if parts[0] not in ("inbox", "by-album") and self._maybe(path) is None:
-                raise ReadOnly(f"{parts[0]}: new files go into inbox/ or an album")
+            if parts[0] not in NEW_FILE_VIEWS and self._maybe(path) is None:
+                raise ReadOnly(f"{parts[0]}: new files go into inbox/, an album or a person")
         initial = None
         if not truncate:
             try:

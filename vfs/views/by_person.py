@@ -174,6 +174,20 @@ class ByPerson(View):
         return self.asset_by_vname(self._members(person.id), self.lib.vname(src.asset_id),
                                    self._label(person))
 
+    def accept(self, rest, tmp, actor) -> Node:
+        """`cp photo.jpg by-person/Ada/`: the bytes are ingested (or found again by hash) and
+        the photo is tagged with Ada; a write over an existing member edits that photo."""
+        existing = self._existing(rest)
+        if existing is not None and existing.asset_id is not None:
+            return self.lib.edit(existing.asset_id, tmp, actor)
+        if len(rest) != 2:
+            raise InvalidName("copy photos into a person's folder")
+        person = self._writable_person(rest)
+        asset_id = self.lib.ingest_file(tmp, rest[-1], actor)
+        self.lib.tag_person(person.id, asset_id)
+        return self.asset_by_vname(self._members(person.id), self.lib.vname(asset_id),
+                                   self._label(person))
+
     def remove(self, rest, node, actor) -> None:
         person = self._writable_person(rest)
         if node.is_dir:
