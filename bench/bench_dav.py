@@ -1,24 +1,37 @@
 """WebDAV benchmark: photovfs vs wsgidav's FilesystemProvider vs `rclone serve webdav` (vs Apache).
 
-    .venv/bin/python bench/bench_dav.py [--photos 10000] [--keep DIR]
+    .venv/bin/python bench/bench_dav.py [--photos 10000] [--keep DIR] [--seconds 3] [--profile]
 
-Builds a library with one 10,000-photo folder (tiny distinct JPEGs) and one 24 MP original, scans
-it, serves it, and prints a table. It never asserts times: it measures.
+Builds a library with one 10,000-photo folder (tiny distinct JPEGs, for PROPFIND), 300 distinct
+~40 KB JPEGs (for small GETs) and one 24 MP original, scans it, serves it, and prints a table. It
+never asserts times: it measures. Every server runs in its own process (as rclone does), so the
+client does not share a GIL with it.
+
+Rows: photovfs with its fast paths (PROPFIND and GET), photovfs as plain wsgidav (`fast_*=False`),
+wsgidav's FilesystemProvider, rclone, and a hello-world WSGI app on cheroot sending a 40 KB body:
+the ceiling of any app on photovfs's HTTP server. Small GETs are measured with `requests` (what
+the issue quoted) and with `http.client` keep-alive, a much lighter client, the same for every
+server; "4 clients" are 4 client processes with http.client. The thumbnails column is GETs of
+already-rendered renditions in `thumbnails/by-date/...`. `--profile` then serves photovfs under
+cProfile (every server thread) during sequential small GETs and prints where the time goes.
 """
 
 from __future__ import annotations
 
 import argparse
+import http.client
 import io
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import requests
 from PIL import Image
@@ -29,6 +42,9 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 PROPFIND_BODY = (b'<?xml version="1.0" encoding="utf-8"?><D:propfind xmlns:D="DAV:"><D:prop>'
                  b"<D:getlastmodified/><D:getcontentlength/><D:creationdate/><D:resourcetype/>"
                  b"<D:getetag/></D:prop></D:propfind>")
+SMALL = 300  # ~40 KB JPEGs taken 2020-01-02, for the small-GET columns
+HELLO_SIZE = 40_000
+PROFILE_ENV = "PHOTOVFS_BENCH_PROFILE"
 
 
 def log(msg: str) -> None:
@@ -43,20 +59,31 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def _exif(date: str) -> bytes:
+    exif = Image.Exif()
+    exif.get_ifd(0x8769)[0x9003] = date
+    return exif.tobytes()
+
+
 def make_library(root: Path, n: int) -> None:
-    """n tiny distinct JPEGs in one folder, all taken the same day, plus one 24 MP photo."""
+    """n tiny distinct JPEGs in one folder, all taken the same day; SMALL ~40 KB ones taken the
+    next day; one 24 MP photo."""
     bulk = root / "bulk"
     bulk.mkdir(parents=True, exist_ok=True)
-    exif = Image.Exif()
-    ifd = exif.get_ifd(0x8769)
-    ifd[0x9003] = "2020:01:01 12:00:00"
-    exif_bytes = exif.tobytes()
+    exif_bytes = _exif("2020:01:01 12:00:00")
     for i in range(n):
         p = bulk / f"IMG_{i:05d}.jpg"
         if p.exists():
             continue
         img = Image.new("RGB", (16, 16), (i % 256, (i // 256) % 256, (i // 65536) % 256))
         img.save(p, "JPEG", exif=exif_bytes, quality=80)
+    camera = root / "camera"
+    camera.mkdir(parents=True, exist_ok=True)
+    for i in range(SMALL):
+        p = camera / f"DSC_{i:04d}.jpg"
+        if not p.exists():
+            noise = Image.merge("RGB", [Image.effect_noise((280, 200), 50) for _ in range(3)])
+            noise.save(p, "JPEG", exif=_exif("2020:01:02 12:00:00"), quality=88)
     big = root / "big" / "IMG_24MP.jpg"
     if not big.exists():
         big.parent.mkdir(parents=True, exist_ok=True)
@@ -115,75 +142,177 @@ def get_mbps(url: str, runs: int = 3) -> float:
     return size[0] / best_of(go, runs) / 1e6
 
 
-def small_gets(urls: list[str], clients: int, seconds: float = 3.0) -> float:
-    stop = time.time() + seconds
-    done = [0] * clients
+# ---- small GETs ------------------------------------------------------------------------------
+class Rate:
+    """Requests per second, errors, and the client's own CPU per request (ms)."""
 
-    def worker(k: int) -> None:
-        s = requests.Session()
-        i = k
-        while time.time() < stop:
-            r = s.get(urls[i % len(urls)], timeout=60)
-            assert r.status_code == 200
-            i += clients
-            done[k] += 1
-
-    with ThreadPoolExecutor(clients) as ex:
-        list(ex.map(worker, range(clients)))
-    return sum(done) / seconds
+    def __init__(self, done: int, errors: int, seconds: float, cpu: float) -> None:
+        self.per_s = done / seconds
+        self.errors = errors
+        self.cpu_ms = cpu / max(done, 1) * 1000
 
 
+def requests_gets(urls: list[str], seconds: float) -> Rate:
+    """Sequential GETs with `requests` (one keep-alive session)."""
+    s = requests.Session()
+    done = errors = 0
+    t0, c0 = time.perf_counter(), time.process_time()
+    while time.perf_counter() - t0 < seconds:
+        r = s.get(urls[done % len(urls)], timeout=60)
+        errors += r.status_code != 200
+        done += 1
+    return Rate(done, errors, time.perf_counter() - t0, time.process_time() - c0)
+
+
+def httpclient_gets(urls: list[str], seconds: float, offset: int = 0) -> Rate:
+    """Sequential GETs with http.client on one keep-alive connection: little client cost."""
+    host = urlsplit(urls[0])
+    paths = [urlsplit(u).path for u in urls]
+    conn = http.client.HTTPConnection(host.hostname, host.port, timeout=60)
+    done = errors = 0
+    t0, c0 = time.perf_counter(), time.process_time()
+    while time.perf_counter() - t0 < seconds:
+        try:
+            conn.request("GET", paths[(done + offset) % len(paths)])
+            r = conn.getresponse()
+            r.read()
+            errors += r.status != 200
+        except (OSError, http.client.HTTPException):
+            errors += 1
+            conn.close()
+            conn = http.client.HTTPConnection(host.hostname, host.port, timeout=60)
+        done += 1
+    conn.close()
+    return Rate(done, errors, time.perf_counter() - t0, time.process_time() - c0)
+
+
+def _client_process(args: tuple[list[str], float, int]) -> tuple[int, int, float]:
+    urls, seconds, k = args
+    rate = httpclient_gets(urls, seconds, offset=k * 37)
+    return round(rate.per_s * seconds), rate.errors, seconds
+
+
+def parallel_gets(urls: list[str], seconds: float, clients: int = 4) -> Rate:
+    """`clients` processes, each one http.client keep-alive connection, at the same time."""
+    with ProcessPoolExecutor(clients) as pool:
+        list(pool.map(abs, range(clients)))  # start the processes outside the timing
+        results = list(pool.map(_client_process, [(urls, seconds, k) for k in range(clients)]))
+    return Rate(sum(r[0] for r in results), sum(r[1] for r in results), seconds, 0.0)
+
+
+# ---- servers ---------------------------------------------------------------------------------
 class Peer:
-    def __init__(self, name: str, base: str, folder: str, big: str, stop) -> None:
-        self.name, self.base, self.folder, self.big, self.stop = name, base, folder, big, stop
+    def __init__(self, name: str, base: str, stop, *, folder: str | None, big: str | None,
+                 small: str, thumbs: str | None = None) -> None:
+        self.name, self.base, self.stop = name, base, stop
+        self.folder, self.big, self.small, self.thumbs = folder, big, small, thumbs
+
+    def urls(self, prefix: str) -> list[str]:
+        return [f"{self.base}{prefix}DSC_{i:04d}.jpg" for i in range(SMALL)]
+
+
+def hello_app(environ, start_response):
+    """The ceiling: a WSGI app that does nothing but send a 40 KB body."""
+    start_response("200 OK", [("Content-Type", "image/jpeg"), ("Content-Length", str(HELLO_SIZE)),
+                              ("Date", time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime()))])
+    return [HELLO_BODY]
+
+
+HELLO_BODY = b"\xff" * HELLO_SIZE
 
 
 def serve_here(kind: str, root: Path, port: int) -> None:
     """Child-process entry: serve `root` until killed (servers get their own process and GIL,
     as rclone has, so the benchmark client does not compete with them)."""
     if kind.startswith("photovfs"):
-        from photovfs.dav.server import run_in_thread
+        from photovfs.dav.server import make_server
         from photovfs.library import Library
 
-        lib = Library.open(root)
-        _, thread = run_in_thread(lib, "127.0.0.1", port, fast_propfind=kind == "photovfs")
+        fast = kind in ("photovfs", "photovfs-profile")
+        server = make_server(Library.open(root), "127.0.0.1", port, fast_propfind=fast,
+                             fast_get=fast)
     else:
         from cheroot import wsgi
-        from wsgidav.wsgidav_app import WsgiDAVApp
 
-        app = WsgiDAVApp({"provider_mapping": {"/": str(root)}, "verbose": 1,
-                          "logging": {"enable": False},
-                          "http_authenticator": {"domain_controller": None},
-                          "simple_dc": {"user_mapping": {"*": True}}})
+        if kind == "hello":
+            app = hello_app
+        else:
+            from wsgidav.wsgidav_app import WsgiDAVApp
+
+            app = WsgiDAVApp({"provider_mapping": {"/": str(root)}, "verbose": 1,
+                              "logging": {"enable": False},
+                              "http_authenticator": {"domain_controller": None},
+                              "simple_dc": {"user_mapping": {"*": True}}})
         server = wsgi.Server(("127.0.0.1", port), app, numthreads=20)
-        server.prepare()
-        thread = threading.Thread(target=server.serve, daemon=True)
-        thread.start()
+    if kind == "photovfs-profile":
+        profile_server(server, os.environ[PROFILE_ENV])
+        return
+    server.prepare()
+    thread = threading.Thread(target=server.serve, daemon=True)
+    thread.start()
     thread.join()
 
 
-def start_child(kind: str, name: str, root: Path, folder: str, big: str) -> Peer:
+def profile_server(server, out: str) -> None:
+    """Serve with every cheroot thread under cProfile; on SIGTERM stop and dump the stats."""
+    import cProfile
+    import pstats
+
+    from cheroot.workers import threadpool
+
+    profiles: list[cProfile.Profile] = []
+    run = threadpool.WorkerThread.run
+
+    def profiled(self) -> None:
+        prof = cProfile.Profile()
+        profiles.append(prof)
+        prof.runcall(run, self)
+
+    threadpool.WorkerThread.run = profiled
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    server.prepare()
+    main = cProfile.Profile()
+    profiles.append(main)
+    thread = threading.Thread(target=main.runcall, args=(server.serve,), daemon=True)
+    thread.start()
+    stop.wait()
+    server.stop()
+    thread.join(10)
+    pstats.Stats(*profiles).dump_stats(out)
+
+
+def start_child(kind: str, root: Path, env: dict | None = None):
     port = free_port()
-    proc = subprocess.Popen([sys.executable, __file__, "--serve", kind, str(root), str(port)])
+    proc = subprocess.Popen([sys.executable, __file__, "--serve", kind, str(root), str(port)],
+                            env={**os.environ, **(env or {})})
     base = f"http://127.0.0.1:{port}"
     wait_up(base + "/", 120)
 
     def stop():
         proc.terminate()
-        proc.wait(10)
+        proc.wait(30)
 
-    return Peer(name, base, folder, big, stop)
+    return base, stop
 
 
 def start_photovfs(root: Path, *, fast: bool) -> Peer:
-    return start_child("photovfs" if fast else "photovfs-nofast",
-                       "photovfs" + ("" if fast else " (no fast path)"), root,
-                       "/by-date/2020/01/01/", "/originals/big/IMG_24MP.jpg")
+    base, stop = start_child("photovfs" if fast else "photovfs-nofast", root)
+    return Peer("photovfs" + ("" if fast else " (no fast paths)"), base, stop,
+                folder="/by-date/2020/01/01/", big="/originals/big/IMG_24MP.jpg",
+                small="/by-date/2020/01/02/", thumbs="/thumbnails/by-date/2020/01/02/")
 
 
 def start_wsgidav_fs(root: Path) -> Peer:
-    return start_child("wsgidav", "wsgidav FilesystemProvider", root, "/bulk/",
-                       "/big/IMG_24MP.jpg")
+    base, stop = start_child("wsgidav", root)
+    return Peer("wsgidav FilesystemProvider", base, stop, folder="/bulk/",
+                big="/big/IMG_24MP.jpg", small="/camera/")
+
+
+def start_hello(root: Path) -> Peer:
+    base, stop = start_child("hello", root)
+    return Peer("cheroot hello-world (ceiling)", base, stop, folder=None, big=None,
+                small="/camera/")
 
 
 def start_rclone(root: Path) -> Peer | None:
@@ -200,7 +329,142 @@ def start_rclone(root: Path) -> Peer | None:
         proc.terminate()
         proc.wait(10)
 
-    return Peer("rclone serve webdav", base, "/bulk/", "/big/IMG_24MP.jpg", stop)
+    return Peer("rclone serve webdav", base, stop, folder="/bulk/", big="/big/IMG_24MP.jpg",
+                small="/camera/")
+
+
+# ---- measuring -------------------------------------------------------------------------------
+class Row:
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.propfind: float | None = None
+        self.entries: int | None = None
+        self.mbps: float | None = None
+        self.seq_requests: Rate | None = None
+        self.seq_http: Rate | None = None
+        self.par: Rate | None = None
+        self.thumbs: Rate | None = None
+
+
+def measure(peer: Peer, seconds: float) -> Row:
+    row = Row(peer.name)
+    if peer.folder:
+        row.propfind, row.entries = propfind_time(peer.base + peer.folder)
+        log(f"{peer.name}: PROPFIND {row.propfind:.3f}s ({row.entries} entries)")
+    if peer.big:
+        row.mbps = get_mbps(peer.base + peer.big)
+        log(f"{peer.name}: GET 24 MP {row.mbps:.0f} MB/s")
+    urls = peer.urls(peer.small)
+    httpclient_gets(urls, 0.5)  # warm the page cache and the server
+    row.seq_requests = requests_gets(urls, seconds)
+    row.seq_http = httpclient_gets(urls, seconds)
+    row.par = parallel_gets(urls, seconds)
+    log(f"{peer.name}: small GETs {row.seq_requests.per_s:.0f}/s (requests), "
+        f"{row.seq_http.per_s:.0f}/s (http.client), 4 clients {row.par.per_s:.0f}/s, "
+        f"{row.par.errors} errors")
+    if peer.thumbs:
+        thumbs = peer.urls(peer.thumbs)
+        for u in thumbs:  # render them all once: the column measures cached renditions
+            requests.get(u, timeout=300).raise_for_status()
+        row.thumbs = httpclient_gets(thumbs, seconds)
+        log(f"{peer.name}: cached rendition GETs {row.thumbs.per_s:.0f}/s")
+    return row
+
+
+def _f(v: float | None, fmt: str) -> str:
+    return "-" if v is None else format(v, fmt)
+
+
+def print_table(rows: list[Row]) -> None:
+    print()
+    print(f"{'server':<30} {'PROPFIND d1 s':>13} {'entries':>7} {'24MP MB/s':>9} "
+          f"{'small GET/s':>11} {'small GET/s':>11} {'4 clients':>9} {'errors':>6} "
+          f"{'thumb GET/s':>11}")
+    print(f"{'':<30} {'':>13} {'':>7} {'':>9} {'(requests)':>11} {'(http.clnt)':>11} "
+          f"{'GET/s':>9} {'':>6} {'(cached)':>11}")
+    for r in rows:
+        print(f"{r.name:<30} {_f(r.propfind, '.3f'):>13} {_f(r.entries, 'd'):>7} "
+              f"{_f(r.mbps, '.0f'):>9} {_f(r.seq_requests.per_s, '.0f'):>11} "
+              f"{_f(r.seq_http.per_s, '.0f'):>11} {_f(r.par.per_s, '.0f'):>9} "
+              f"{r.par.errors + r.seq_http.errors + r.seq_requests.errors:>6d} "
+              f"{_f(r.thumbs.per_s if r.thumbs else None, '.0f'):>11}")
+
+
+def print_ratios(rows: list[Row]) -> None:
+    ref = {r.name: r for r in rows}
+    pv, rc = ref.get("photovfs"), ref.get("rclone serve webdav")
+    hello = ref.get("cheroot hello-world (ceiling)")
+    print()
+    if pv and rc:
+        print(f"PROPFIND photovfs / rclone = {pv.propfind / rc.propfind:.2f}x (target <= 0.7x)")
+        print(f"small GETs photovfs / rclone = {pv.seq_requests.per_s / rc.seq_requests.per_s:.2f}x"
+              f" (requests), {pv.seq_http.per_s / rc.seq_http.per_s:.2f}x (http.client) "
+              f"(target >= 1.0x)")
+        print(f"4 clients photovfs / rclone = {pv.par.per_s / rc.par.per_s:.2f}x")
+    if pv:
+        fastest = max((r for r in rows if r.mbps and not r.name.startswith("photovfs")),
+                      key=lambda r: r.mbps, default=None)
+        if fastest:
+            print(f"24 MP GET photovfs / fastest peer ({fastest.name}) = "
+                  f"{pv.mbps / fastest.mbps:.2f}x (target >= 0.9x)")
+        if pv.thumbs:
+            print(f"cached rendition GETs: {pv.thumbs.per_s:.0f}/s (target >= 1,000/s)")
+    if hello and pv:
+        print(f"cheroot hello-world ceiling: {hello.seq_http.per_s:.0f}/s (http.client), "
+              f"{hello.seq_requests.per_s:.0f}/s (requests); photovfs reaches "
+              f"{pv.seq_http.per_s / hello.seq_http.per_s:.2f}x of it")
+    for r in rows:
+        if r.name in ("rclone serve webdav", "photovfs") and r.seq_requests:
+            print(f"client CPU per request against {r.name}: requests "
+                  f"{r.seq_requests.cpu_ms:.2f} ms, http.client {r.seq_http.cpu_ms:.2f} ms")
+
+
+# ---- profile ---------------------------------------------------------------------------------
+AREAS = (("cheroot/", "cheroot (HTTP parsing, sockets, threads)"), ("wsgidav/", "wsgidav"),
+         ("/dav/", "photovfs dav adapter"), ("/vfs/", "photovfs core"),
+         ("photovfs/", "photovfs core"), ("sqlalchemy/", "sqlalchemy"))
+IDLE = ("acquire", "select", "poll", "wait", "sleep", "accept")
+
+
+def _area(func: tuple[str, int, str]) -> str | None:
+    """Which layer a profiled function belongs to; None for a thread waiting for work."""
+    filename, _, name = func
+    if filename == "~":
+        if any(w in name for w in IDLE):
+            return None
+        if "sqlite3" in name:
+            return "sqlite3"
+        if any(w in name for w in ("recv", "send", "socket", "readinto")):
+            return "socket I/O (builtins)"
+        return "other builtins"
+    for needle, area in AREAS:
+        if needle in filename:
+            return area
+    return "stdlib / other Python"
+
+
+def profile_photovfs(root: Path, seconds: float) -> None:
+    import pstats
+
+    out = tempfile.mktemp(suffix=".prof")
+    base, stop = start_child("photovfs-profile", root, {PROFILE_ENV: out})
+    peer = Peer("photovfs", base, stop, folder=None, big=None, small="/by-date/2020/01/02/")
+    rate = httpclient_gets(peer.urls(peer.small), seconds)
+    stop()
+    stats = pstats.Stats(out)
+    os.unlink(out)
+    busy: dict[str, float] = {}
+    for func, (_cc, _nc, tt, _ct, _callers) in stats.stats.items():
+        area = _area(func)
+        if area is not None:
+            busy[area] = busy.get(area, 0.0) + tt
+    total = sum(busy.values())
+    done = rate.per_s * seconds
+    print(f"\nprofile: photovfs serving {done:.0f} sequential small GETs ({rate.per_s:.0f}/s under "
+          f"cProfile), server CPU by layer (own time, idle waits excluded):")
+    for area, tt in sorted(busy.items(), key=lambda kv: -kv[1]):
+        print(f"  {area:<42} {tt / done * 1e6:8.0f} us/request  {tt / total:5.1%}")
+    stats.sort_stats("tottime").print_stats(20)
 
 
 def main() -> int:
@@ -210,53 +474,39 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--photos", type=int, default=10000)
     ap.add_argument("--keep", type=Path, default=None, help="reuse/keep the library in this folder")
+    ap.add_argument("--seconds", type=float, default=3.0, help="length of each GET run")
+    ap.add_argument("--profile", action="store_true", help="then profile photovfs's small GETs")
     args = ap.parse_args()
     root = args.keep or Path(tempfile.mkdtemp(prefix="bench-dav-")) / "Photos"
     t = time.perf_counter()
     make_library(root, args.photos)
-    print(f"library: {args.photos} photos + one 24 MP original in {root} "
-          f"({time.perf_counter() - t:.1f}s)", file=sys.stderr)
+    log(f"library: {args.photos} photos + {SMALL} ~40 KB photos + one 24 MP original in {root} "
+        f"({time.perf_counter() - t:.1f}s)")
     from photovfs.library import Library
 
     lib = Library.open(root)
     t = time.perf_counter()
     lib.scan()
     lib.close()
-    print(f"scan: {time.perf_counter() - t:.1f}s", file=sys.stderr)
+    log(f"scan: {time.perf_counter() - t:.1f}s")
 
-    peers = []
     rows = []
     for start in (lambda: start_photovfs(root, fast=True), lambda: start_photovfs(root, fast=False),
-                  lambda: start_wsgidav_fs(root), lambda: start_rclone(root)):
+                  lambda: start_wsgidav_fs(root), lambda: start_rclone(root),
+                  lambda: start_hello(root)):
         peer = start()
         if peer is None:
             continue
-        peers.append(peer.name)
         try:
-            wait_up(peer.base + "/")
-            pf, n = propfind_time(peer.base + peer.folder)
-            log(f"{peer.name}: PROPFIND {pf:.3f}s ({n} entries)")
-            mbps = get_mbps(peer.base + peer.big)
-            log(f"{peer.name}: GET {mbps:.0f} MB/s")
-            listing = [f"{peer.base}{peer.folder}IMG_{i:05d}.jpg" for i in range(0, 2000, 7)]
-            seq = small_gets(listing, 1)
-            par = small_gets(listing, 4)
-            log(f"{peer.name}: small GETs {seq:.0f}/s, 4 clients {par:.0f}/s")
-            rows.append((peer.name, pf, n, mbps, seq, par))
+            rows.append(measure(peer, args.seconds))
         finally:
             peer.stop()
     if not shutil.which("apache2"):
-        print("note: apache2 is not installed: Apache mod_dav not measured", file=sys.stderr)
-
-    print()
-    print(f"{'server':<32} {'PROPFIND d1 (s)':>16} {'entries':>8} {'GET 24MP MB/s':>14} "
-          f"{'small GET/s':>12} {'4 clients GET/s':>16}")
-    for name, pf, n, mbps, seq, par in rows:
-        print(f"{name:<32} {pf:>16.3f} {n:>8} {mbps:>14.0f} {seq:>12.0f} {par:>16.0f}")
-    ref = {r[0]: r for r in rows}
-    if "photovfs" in ref and "rclone serve webdav" in ref:
-        ratio = ref["photovfs"][1] / ref["rclone serve webdav"][1]
-        print(f"\nPROPFIND photovfs / rclone = {ratio:.2f}x (target <= 0.7x)")
+        log("note: apache2 is not installed: Apache mod_dav not measured")
+    print_table(rows)
+    print_ratios(rows)
+    if args.profile:
+        profile_photovfs(root, args.seconds)
     if args.keep is None:
         shutil.rmtree(root.parent, ignore_errors=True)
     return 0

@@ -25,6 +25,7 @@ from wsgidav.request_resolver import RequestResolver
 from wsgidav.wsgidav_app import WsgiDAVApp
 
 from .auth import PhotoDomainController
+from .fastget import FastGet
 from .fastprop import FastPropfind
 from .guard import Guard
 from .props import CatalogPropertyManager
@@ -55,12 +56,17 @@ def close_lock_storage(lib) -> None:
         store.close()
 
 
-def make_app(lib, *, users: Users | None = None, fast_propfind: bool = True, verbose: int = 1):
-    """The WSGI application: Guard -> wsgidav (errors, auth, fast PROPFIND, browser, provider)."""
+def make_app(lib, *, users: Users | None = None, fast_propfind: bool = True, fast_get: bool = True,
+             verbose: int = 1):
+    """The WSGI application: Guard -> wsgidav (errors, auth, fast PROPFIND and GET, browser,
+    provider). The fast paths answer after authentication; `fast_*=False` is wsgidav alone, which
+    tests and benchmarks compare them with."""
     users = users if users is not None else users_for(lib.config.users_file)
     stack = [ErrorPrinter, HTTPAuthenticator]
     if fast_propfind:
         stack.append(FastPropfind)
+    if fast_get:
+        stack.append(FastGet)
     stack += [WsgiDavDirBrowser, RequestResolver]
     config = {
         "provider_mapping": {"/": PhotoProvider(lib)},

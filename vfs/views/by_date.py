@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from ..catalog.models import Asset, is_visible
 from ..catalog.queries import distinct_ints
 from ..errors import NotFound
+from ..names import name_key
 from ..node import Node
 from .base import View, visible_assets
 
 WIDTHS = (4, 2, 2)
 COLUMNS = (Asset.year, Asset.month, Asset.day)
+
+#: one photo by day and name, built once: building the statement per call cost 5x its execution,
+#: and a GET resolves one of these per request
+_ONE = visible_assets().where(*(c == bindparam(c.key) for c in COLUMNS),
+                              Asset.vname_key == bindparam("vname_key"))
 
 
 def _parse(rest: tuple[str, ...]) -> tuple[int, ...]:
@@ -42,9 +48,13 @@ class ByDate(View):
                     raise NotFound()
             return self.folder(*rest)
         if len(rest) == 4:
-            values = _parse(rest[:3])
-            return self.asset_by_vname(visible_assets().where(*self._where(values)), rest[3],
-                                       *rest[:3])
+            year, month, day = _parse(rest[:3])
+            with self.lib.engine.connect() as c:  # no ORM Session: a third of a GET's time
+                row = c.execute(_ONE, {"year": year, "month": month, "day": day,
+                                       "vname_key": name_key(rest[3])}).first()
+            if row is None:
+                raise NotFound()
+            return self.asset_node(row, *rest[:3])
         raise NotFound()
 
     def list(self, rest: tuple[str, ...]) -> list[Node]:

@@ -1,0 +1,223 @@
+"""Fast GET/HEAD of files: one `lib.resolve`, the headers wsgidav would send, the bytes streamed.
+
+wsgidav answers a GET through its request resolver, a request server, a resource object (built
+twice: once for the dir browser, once for the handler) and a dozen property calls: most of the
+time of a small GET. This middleware sits behind authentication (so the actor is settled) and in
+front of the dir browser, and answers plain GETs and HEADs of files with exactly wsgidav's
+status, headers and bytes (`_send_resource` in wsgidav's request_server.py). It falls through to
+wsgidav for everything else, so that error pages stay wsgidav's own: folders (dir browser),
+missing paths, core errors, request bodies, `Depth` other than 0, `If:` and `If-Range` headers,
+multi-range and unsatisfiable ranges, failed preconditions other than 304, unreadable files.
+`tests/test_dav_fastget.py` compares both paths header by header and byte by byte.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator
+from functools import lru_cache
+from typing import BinaryIO
+
+from photovfs.errors import PhotoVFSError
+from photovfs.node import Node
+from wsgidav import util
+from wsgidav.dav_error import HTTP_NOT_MODIFIED, DAVError
+from wsgidav.mw.base_mw import BaseMiddleware
+
+from .provider import PhotoProvider, vpath
+
+#: requests carrying any of these are left to wsgidav (rare, and their answers are intricate)
+_DELEGATED = ("HTTP_IF", "HTTP_IF_RANGE", "HTTP_TRANSFER_ENCODING")
+_CONDITIONALS = ("HTTP_IF_MATCH", "HTTP_IF_NONE_MATCH", "HTTP_IF_MODIFIED_SINCE",
+                 "HTTP_IF_UNMODIFIED_SINCE")
+_DEFAULT_BLOCK = 8192  # wsgidav's DEFAULT_BLOCK_SIZE
+
+StartResponse = Callable[..., object]
+
+
+class FastGet(BaseMiddleware):
+    """wsgidav middleware: GET/HEAD of a file answered from the core node (see module doc)."""
+
+    def __init__(self, wsgidav_app, next_app, config) -> None:
+        super().__init__(wsgidav_app, next_app, config)
+        self.lib = config["photovfs"]["library"]
+        self.block_size: int = config.get("block_size") or _DEFAULT_BLOCK
+        self.extra_headers: list[tuple[str, str]] = list(config.get("response_headers") or ())
+
+    def is_disabled(self) -> bool:
+        return False
+
+    def __call__(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
+        method = environ["REQUEST_METHOD"]
+        if method not in ("GET", "HEAD") or not _plain(environ):
+            return self.next_app(environ, start_response)
+        path = environ["PATH_INFO"]
+        try:
+            node = self.lib.resolve(vpath(path))
+        except PhotoVFSError:  # 404 and every other error: wsgidav's own page
+            return self.next_app(environ, start_response)
+        if node.is_dir or node.source_str is None:
+            # the dir browser (or the 404) needs the node again: the provider memoises by path
+            environ.setdefault("photovfs.nodes", {})[path] = node
+            return self.next_app(environ, start_response)
+        answer = self._answer(environ, start_response, node, method == "HEAD")
+        if answer is None:
+            environ.setdefault("photovfs.nodes", {})[path] = node
+            return self.next_app(environ, start_response)
+        return answer
+
+    def _answer(self, environ: dict, start_response: StartResponse, node: Node,
+                head: bool) -> Iterable[bytes] | None:
+        """The response, or None to let wsgidav answer (it then produces the same status)."""
+        etag = _etag(node)
+        if etag is False:
+            return None
+        if any(h in environ for h in _CONDITIONALS):
+            verdict = _conditions(environ, node, etag)
+            if verdict is None:
+                return None
+            if verdict == HTTP_NOT_MODIFIED:  # what wsgidav's ErrorPrinter sends for a 304
+                start_response("304 Not Modified", [("Content-Length", "0"),
+                                                    ("Date", _now())])
+                return [b""]
+        span = _range(environ, node.size)
+        if span is False:
+            return None
+        fh = None
+        if not head:
+            try:
+                fh = open(node.source_str, "rb", buffering=0)  # noqa: SIM115 - closed by _body
+            except OSError:
+                return None  # wsgidav maps the error (404, 403...) to its page
+        start, length = span if span else (0, node.size)
+        headers = self._headers(node, etag, length)
+        if span:
+            headers.append(("Content-Range", f"bytes {start}-{start + length - 1}/{node.size}"))
+        start_response("206 Partial Content" if span else "200 OK", headers)
+        if fh is None:
+            return [b""]
+        return _body(fh, start, length, self.block_size)
+
+    def _headers(self, node: Node, etag: str | None, length: int) -> list[tuple[str, str]]:
+        """wsgidav's headers in wsgidav's order (request_server._send_resource)."""
+        headers = [("Content-Length", str(length))]
+        if node.mtime:
+            headers.append(("Last-Modified", _http_time(node.mtime)))
+        headers.append(("Content-Type", node.content_type))
+        headers.append(("Date", _now()))
+        if etag is not None:
+            headers.append(("ETag", f'"{etag}"'))
+        headers.append(("Accept-Ranges", "bytes"))
+        headers.extend(self.extra_headers)
+        return headers
+
+
+def _plain(environ: dict) -> bool:
+    """A request the fast path may answer: our provider, no body, Depth 0, no rare headers."""
+    if not isinstance(environ.get("wsgidav.provider"), PhotoProvider):
+        return False  # e.g. the dir browser's own assets under /:dir_browser/
+    if util.get_content_length(environ) != 0 or any(h in environ for h in _DELEGATED):
+        return False
+    depth = environ.get("HTTP_DEPTH")
+    return depth is None or depth.lower() == "0"
+
+
+def _etag(node: Node) -> str | None | bool:
+    """The unquoted ETag as wsgidav checks it; False when wsgidav would refuse it (500 there)."""
+    if node.etag is None:
+        return None
+    try:
+        return util.checked_etag(node.etag)
+    except ValueError:
+        return False
+
+
+class _Conditional:
+    """The two questions `util.evaluate_http_conditionals` asks a resource."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+
+    def support_etag(self) -> bool:
+        return self.node.etag is not None
+
+    def support_modified(self) -> bool:
+        return bool(self.node.mtime)
+
+
+def _conditions(environ: dict, node: Node, etag: str | None) -> int | None:
+    """0 to send the file, 304, or None for any other outcome (wsgidav answers those).
+
+    wsgidav's own evaluation runs, so If-Match/If-None-Match/If-(Un)Modified-Since mean exactly
+    what they mean on the slow path."""
+    last_modified = int(node.mtime) if node.mtime else -1
+    try:
+        util.evaluate_http_conditionals(_Conditional(node), last_modified,
+                                        "[]" if etag is None else etag, environ)
+    except DAVError as exc:
+        return HTTP_NOT_MODIFIED if exc.value == HTTP_NOT_MODIFIED else None
+    return 0
+
+
+def _range(environ: dict, size: int) -> tuple[int, int] | None | bool:
+    """(start, length) of a single satisfiable `Range`, None for the whole file, False to
+    delegate (multi-range, unsatisfiable: wsgidav's 416 page)."""
+    spec = environ.get("HTTP_RANGE")
+    if spec is None or size == 0:
+        return None  # wsgidav ignores Range on an empty file
+    if "," in spec:
+        return False
+    try:
+        ranges, _total = util.obtain_content_ranges(spec, size)
+    except DAVError:
+        return False
+    if not ranges:
+        return False
+    start, _end, length = ranges[0]
+    return start, length
+
+
+def _body(fh: BinaryIO, start: int, length: int, block: int) -> Iterable[bytes]:
+    """The bytes: one read for a small file (closed at once), else a generator that closes the
+    file when done, when the client goes away (GeneratorExit) or when it is collected."""
+    if length <= block:
+        try:
+            if start:
+                fh.seek(start)
+            return [fh.read(length)] if length else []
+        finally:
+            fh.close()
+    return _stream(fh, start, length, block)
+
+
+def _stream(fh: BinaryIO, start: int, length: int, block: int) -> Iterator[bytes]:
+    """`length` bytes from `start` in `block`-sized reads; stops early if the file shrank (the
+    client then sees a short body, as with wsgidav)."""
+    try:
+        if start:
+            fh.seek(start)
+        while length > 0:
+            data = fh.read(min(block, length))
+            if not data:
+                break
+            length -= len(data)
+            yield data
+    finally:
+        fh.close()
+
+
+@lru_cache(maxsize=8192)
+def _http_time(mtime: float) -> str:
+    return util.get_rfc1123_time(mtime)
+
+
+_clock: tuple[int, str] = (0, "")
+
+
+def _now() -> str:
+    """The Date header, formatted once per second (formatdate costs more than the rest)."""
+    global _clock
+    now = int(time.time())
+    if _clock[0] != now:
+        _clock = (now, util.get_rfc1123_time(now))
+    return _clock[1]
