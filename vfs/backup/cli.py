@@ -34,7 +34,7 @@ def cmd_backup(args: argparse.Namespace) -> int:
     if not args.library.is_dir():
         raise SystemExit(f"photovfs: {args.library} is not a folder")
     r = backup(args.library, args.dest, max_change=_pct(args.max_change), force=args.force,
-               state_dir=args.state, config_file=args.config, verify_sources=not args.quick)
+               state_dir=args.state, config_file=args.config, verify_sources="none" if args.quick else "all" if args.verify_all else "due")
 
     def human(r: dict) -> None:
         if r["stopped"]:
@@ -43,10 +43,14 @@ def cmd_backup(args: argparse.Namespace) -> int:
         if r.get("error"):
             print(f"FAILED: {r['error']}")
         print(f"generation {r['generation']} at {r['dest']}: {len(r['copied'])} copied "
-              f"({r['bytes_copied']} bytes), {r['unchanged']} unchanged, "
+              f"({r['bytes_copied']} bytes), {r['unchanged']} unchanged "
+              f"({r.get('rehashed', 0)} re-hashed), "
               f"{len(r['displaced'])} moved to versions/, {r.get('seconds')} s")
         _lines("CORRUPT (not copied)", r["corrupt"], lambda c: f"{c['path']}: {c['reason']}")
         _lines("SKIPPED", r["skipped"], lambda c: f"{c['path']}: {c['reason']}")
+        _lines("COPIED BUT DAMAGED", r.get("flagged", []), lambda c: f"{c['path']}: {c['reason']}")
+        _lines("STACK INCOMPLETE", r.get("broken_stacks", []),
+               lambda b: f"{', '.join(b['members'])}: left out {', '.join(b['left_out'])}")
         print("OK" if r["ok"] else "NOT COMPLETE: see the files named above")
 
     _emit(r, args.json, human)
@@ -127,6 +131,9 @@ def add_parsers(sub, library_args) -> None:
     p.add_argument("--force", action="store_true", help="back up even past --max-change")
     p.add_argument("--quick", action="store_true",
                    help="re-hash only the files being copied (no bit-rot check of the rest)")
+    p.add_argument("--verify-all", action="store_true",
+                   help="re-hash every unchanged source (default: only those not verified by "
+                   "check or backup within background.fixity_days, or that failed last time)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_backup)
 

@@ -7,6 +7,7 @@ place; a file already at the final name is first moved aside (never overwritten,
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import json
 import os
@@ -20,6 +21,8 @@ from pathlib import Path
 from ..files import fsync_dir
 
 BLOCK = 1 << 20
+COPY_BLOCK = 4 << 20  # copy buffer: the bytes hashed are the very bytes written
+TMP_RE = re.compile(r"\.pvb-[0-9a-f]{12}\.part")  # what an interrupted put leaves behind
 
 
 class VerifyError(Exception):
@@ -32,6 +35,37 @@ class SourceChanged(VerifyError):
 
 def _tmp_name() -> str:
     return f".pvb-{secrets.token_hex(6)}.part"  # short: long names must still fit in 255 bytes
+
+
+def is_tmp_name(rel: str) -> bool:
+    return bool(TMP_RE.fullmatch(rel.rpartition("/")[2]))
+
+
+_LIBC = ctypes.CDLL(None, use_errno=True)
+_SYNC_FILE_RANGE_WRITE = 2
+
+
+def _start_writeback(fd: int) -> None:
+    """Ask the kernel to start writing a file's dirty pages (sync_file_range, asynchronous)."""
+    fn = getattr(_LIBC, "sync_file_range", None)
+    if fn is not None:
+        fn.argtypes = [ctypes.c_int, ctypes.c_longlong, ctypes.c_longlong, ctypes.c_uint]
+        fn(fd, 0, 0, _SYNC_FILE_RANGE_WRITE)
+
+
+def _syncfs(path: Path) -> None:
+    """Flush every dirty page of the filesystem holding path (one call instead of an fsync per
+    file and folder); os.sync() where syncfs(2) is not available."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fn = getattr(_LIBC, "syncfs", None)
+        if fn is None:
+            os.sync()
+        elif fn(fd) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, f"syncfs failed: {os.strerror(err)}", str(path))
+    finally:
+        os.close(fd)
 
 
 def is_remote(url: str) -> bool:
@@ -51,9 +85,29 @@ def sha256_stream(chunks) -> str:
 
 
 class LocalDest:
+    """A folder. With `batch = True` single files and folders are not fsynced one by one: the
+    caller makes everything durable with one `sync()` before it writes anything that refers to
+    them (a generation's DONE marker)."""
+
+    parallel = True  # puts of different files may run in threads
+
     def __init__(self, root: Path) -> None:
         self.root = root.expanduser().resolve()
         self.url = str(self.root)
+        self.batch = False
+
+    def _fsync_dir(self, path: Path) -> None:
+        if not self.batch:
+            fsync_dir(path)
+
+    def sync(self) -> None:
+        if self.root.exists():
+            _syncfs(self.root)
+
+    def delete_tmp(self, rel: str) -> None:
+        """Remove a temporary file an interrupted run left (only ever a .pvb-*.part name)."""
+        if is_tmp_name(rel):
+            self._p(rel).unlink(missing_ok=True)
 
     def _p(self, rel: str) -> Path:
         return self.root / rel
@@ -81,31 +135,44 @@ class LocalDest:
         os.replace(tmp, final)
         fsync_dir(final.parent)
 
-    def put(self, src: Path, rel: str, sha256: str, *, displace_to: str | None = None,
-            mtime_ns: int | None = None) -> None:
-        """Copy src to rel; raise SourceChanged if src does not hash to sha256, VerifyError if the
-        copy does not. What was at rel moves to displace_to first."""
+    def put(self, src: Path, rel: str, sha256: str | None, *, displace_to: str | None = None,
+            mtime_ns: int | None = None) -> tuple[str, int]:
+        """Copy src to rel and return its (sha256, size). The source is hashed while it is copied (the
+        buffer hashed is the buffer written); when `sha256` is given and the source does not hash
+        to it, raise SourceChanged and leave nothing behind. What was at rel moves to displace_to
+        first."""
         final = self._p(rel)
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp = final.parent / _tmp_name()
         h = hashlib.sha256()
+        buf = bytearray(COPY_BLOCK)
+        view = memoryview(buf)
+        written = 0
         try:
-            with open(src, "rb") as fin, open(tmp, "wb") as fout:
-                while chunk := fin.read(BLOCK):
+            with open(src, "rb", buffering=0) as fin, open(tmp, "wb", buffering=0) as fout:
+                while n := fin.readinto(buf):
+                    chunk = view[:n]
                     h.update(chunk)
-                    fout.write(chunk)
-                fout.flush()
-                os.fsync(fout.fileno())
-            if h.hexdigest() != sha256:
-                raise SourceChanged(f"source sha256 {h.hexdigest()[:12]} != catalogued {sha256[:12]}")
-            if file_sha256(tmp) != sha256:
-                raise VerifyError(f"{rel}: the copy does not verify")
+                    done = 0
+                    while done < n:
+                        done += fout.write(chunk[done:])
+                    written += n
+                if not self.batch:
+                    os.fsync(fout.fileno())
+                else:  # start writing back now, so that the final sync() has little left to do
+                    _start_writeback(fout.fileno())
+            got = h.hexdigest()
+            if sha256 is not None and got != sha256:
+                raise SourceChanged(f"source sha256 {got[:12]} != catalogued {sha256[:12]}")
+            if os.stat(tmp).st_size != written:
+                raise VerifyError(f"{rel}: short copy")
             if mtime_ns is not None:
                 os.utime(tmp, ns=(mtime_ns, mtime_ns))
             if os.path.lexists(final):
                 self.move(rel, displace_to or f"{rel}.displaced-{secrets.token_hex(3)}")
             os.replace(tmp, final)
-            fsync_dir(final.parent)
+            self._fsync_dir(final.parent)
+            return got, written
         finally:
             tmp.unlink(missing_ok=True)
 
@@ -130,8 +197,8 @@ class LocalDest:
             n += 1
             dst = self._p(f"{rel2}.{n}")
         os.rename(src, dst)
-        fsync_dir(dst.parent)
-        fsync_dir(src.parent)
+        self._fsync_dir(dst.parent)
+        self._fsync_dir(src.parent)
 
     def list_dirs(self, rel: str) -> list[str]:
         p = self._p(rel)
@@ -139,12 +206,21 @@ class LocalDest:
 
     def list_files(self, rel: str) -> dict[str, int]:
         """{path relative to rel: size} for every file below rel."""
-        base = self._p(rel)
         out: dict[str, int] = {}
-        for dirpath, _dirs, files in os.walk(base):
-            for f in files:
-                p = Path(dirpath) / f
-                out[p.relative_to(base).as_posix()] = p.lstat().st_size
+
+        def walk(folder: str, prefix: str) -> None:
+            try:
+                it = os.scandir(folder)
+            except (FileNotFoundError, NotADirectoryError):
+                return
+            with it:
+                for e in it:
+                    if e.is_dir(follow_symlinks=False):
+                        walk(e.path, f"{prefix}{e.name}/")
+                    else:
+                        out[prefix + e.name] = e.stat(follow_symlinks=False).st_size
+
+        walk(os.fspath(self._p(rel)), "")
         return out
 
 
@@ -158,6 +234,9 @@ def file_sha256(path: Path) -> str:
 
 class RcloneDest:
     """An rclone remote (any backend, crypt included); all I/O through the `rclone` binary."""
+
+    parallel = False
+    batch = False
 
     def __init__(self, url: str) -> None:
         self.url = url.rstrip("/")
@@ -215,11 +294,22 @@ class RcloneDest:
         finally:
             os.unlink(fh.name)
 
-    def put(self, src: Path, rel: str, sha256: str, *, displace_to: str | None = None,
-            mtime_ns: int | None = None) -> None:
+    def sync(self) -> None:
+        """Nothing to do: every put is read back from the remote before it is renamed into place."""
+
+    def delete_tmp(self, rel: str) -> None:
+        if is_tmp_name(rel):
+            self._run("deletefile", self._r(rel), check=False)
+            self._index().discard(rel)
+
+    def put(self, src: Path, rel: str, sha256: str | None, *, displace_to: str | None = None,
+            mtime_ns: int | None = None) -> tuple[str, int]:
         # hash the source first: damaged bytes never leave the machine
-        if file_sha256(src) != sha256:
+        got = file_sha256(src)
+        size = os.stat(src).st_size
+        if sha256 is not None and got != sha256:
             raise SourceChanged(f"source does not match catalogued sha256 {sha256[:12]}")
+        sha256 = got
         parent = rel.rpartition("/")[0]
         tmp = f"{parent}/{_tmp_name()}" if parent else _tmp_name()
         self._run("copyto", str(src), self._r(tmp))
@@ -232,6 +322,7 @@ class RcloneDest:
         except BaseException:
             self._run("deletefile", self._r(tmp), check=False)
             raise
+        return sha256, size
 
     def get(self, rel: str, local: Path) -> bool:
         if not self.exists(rel):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sqlite3
 import stat
 import tempfile
@@ -31,13 +32,21 @@ from ..catalog.models import (
     Keyword,
     Person,
     Place,
+    TrashItem,
 )
 from ..config import Config, load_config
 from ..hashing import sha256_file
 from ..metadata import media_kind
 from ..names import fs_to_text, is_side_file, text_to_fs
 from ..scan import SKIP_DIRS
-from .dest import LocalDest, RcloneDest, SourceChanged, VerifyError, open_dest
+from .dest import (
+    LocalDest,
+    RcloneDest,
+    SourceChanged,
+    VerifyError,
+    is_tmp_name,
+    open_dest,
+)
 
 MANIFEST_HEADER = "#photovfs-manifest-v1\tpath\tsize\tmtime_ns\tsha256\tstack"
 DESTS_FILE = "backup-destinations.json"
@@ -100,12 +109,25 @@ def read_manifest(dest, gen: str) -> dict[str, Entry]:
 
 
 # ---- library side --------------------------------------------------------------------------------
+TRASH_PREFIX = ".photovfs/trash/"  # where a generation keeps the state folder's trash/ (any --state)
+STATE_PREFIX = ".photovfs/"
+
+
 def _rel(folder: str, filename: str) -> str:
     return text_to_fs(f"{folder}/{filename}" if folder else filename)
 
 
 def _label(rel: str) -> str:
     return fs_to_text(rel)
+
+
+def is_sidecar(rel: str) -> bool:
+    return rel.lower().endswith(".xmp")
+
+
+def is_original(rel: str) -> bool:
+    """A manifest path that is an original (not a sidecar, not something in trash)."""
+    return not rel.startswith(STATE_PREFIX) and not is_sidecar(rel)
 
 
 def sqlite_path(cfg: Config) -> Path | None:
@@ -126,9 +148,12 @@ def catalog_assets(s: Session) -> list[Asset]:
     return list(s.scalars(select(Asset).where(Asset.status != STATUS_TRASHED)))
 
 
-def disk_problems(cfg: Config) -> tuple[dict[str, tuple[str, str]], set[str]]:
+def disk_problems(cfg: Config, sidecars: list[str] | None = None,
+                  stats: dict[str, tuple[int, int]] | None = None
+                  ) -> tuple[dict[str, tuple[str, str]], set[str]]:
     """Walk the originals: ({rel: (kind, detail)} for media-named things that cannot be backed up,
-    set of rel of every regular media file)."""
+    set of rel of every regular media file). XMP sidecars found are appended to `sidecars`, and
+    (size, mtime_ns) of every regular media file goes to `stats`."""
     root = cfg.library
     problems: dict[str, tuple[str, str]] = {}
     regular: set[str] = set()
@@ -145,13 +170,19 @@ def disk_problems(cfg: Config) -> tuple[dict[str, tuple[str, str]], set[str]]:
             keep.append(d)
         dirnames[:] = keep
         for f in sorted(filenames):
-            if is_side_file(f) or media_kind(f) is None:
+            side = is_sidecar(f)
+            if (not side and media_kind(f) is None) or is_side_file(f):
+                continue
+            if side:
+                if sidecars is not None:
+                    sidecars.append(f"{reldir}/{f}".lstrip("/"))
                 continue
             rel = f"{reldir}/{f}".lstrip("/")
+            full = os.path.join(dirpath, f)
             try:
-                st = os.stat(here / f)
+                st = os.stat(full)
             except OSError as exc:
-                kind = "dangling symlink" if os.path.islink(here / f) else exc.strerror
+                kind = "dangling symlink" if os.path.islink(full) else exc.strerror
                 problems[rel] = ("UNREADABLE", f"unreadable: {kind}")
                 continue
             if not stat.S_ISREG(st.st_mode):
@@ -160,7 +191,22 @@ def disk_problems(cfg: Config) -> tuple[dict[str, tuple[str, str]], set[str]]:
             if st.st_size == 0:
                 problems[rel] = ("ZERO_SIZE", "zero-byte file")
             regular.add(rel)
+            if stats is not None:
+                stats[rel] = (st.st_size, st.st_mtime_ns)
     return problems, regular
+
+
+def _catalog_differs(view: CatalogView, regular: set[str],
+                     stats: dict[str, tuple[int, int]]) -> bool:
+    """True when the disk walk shows something the catalog does not describe (a new, missing or
+    edited original): then the backup scans first."""
+    catalogued = set()
+    for folder, filename, _sha, size, mtime_ns, _stack in view.assets:
+        rel = _rel(folder, filename)
+        catalogued.add(rel)
+        if stats.get(rel) != (size, mtime_ns):
+            return True
+    return bool(regular - catalogued)
 
 
 def _load_json(path: Path, default):
@@ -209,8 +255,14 @@ def export_metadata(s: Session) -> dict:
               for p in s.scalars(select(Place).order_by(Place.id))]
     keywords = [{"name": k.name, "members": members(s.scalars(select(AssetKeyword.asset_id).where(
         AssetKeyword.keyword_id == k.id)))} for k in s.scalars(select(Keyword).order_by(Keyword.name))]
+    groups: dict[int, list[str]] = {}
+    for aid, stack_id in s.execute(select(Asset.id, Asset.stack_id).where(
+            Asset.stack_id.is_not(None), Asset.status != STATUS_TRASHED)):
+        if stack_id is not None:
+            groups.setdefault(stack_id, []).append(paths[aid])
+    stacks = [sorted(m) for _, m in sorted(groups.items()) if len(m) > 1]
     return {"version": 1, "people": people, "albums": albums, "places": places,
-            "keywords": keywords}
+            "keywords": keywords, "stacks": stacks}
 
 
 def snapshot_catalog(src: Path, dst: Path) -> None:
@@ -219,14 +271,127 @@ def snapshot_catalog(src: Path, dst: Path) -> None:
         a.backup(b)
     with sqlite3.connect(dst) as b:
         res = b.execute("PRAGMA integrity_check").fetchall()
+        b.execute("PRAGMA journal_mode=DELETE")  # a single self-contained file
     if res != [("ok",)]:
         raise VerifyError(f"catalog snapshot fails integrity_check: {res[:3]}")
+
+
+def pg_tool(name: str) -> str | None:
+    """pg_dump / pg_restore: $PHOTOVFS_PG_BIN, the newest server install, or PATH."""
+    import glob
+    import shutil
+
+    for d in [os.environ.get("PHOTOVFS_PG_BIN", "")] + sorted(
+            glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(p.split("/")[-2])
+            if p.split("/")[-2].isdigit() else 0, reverse=True):
+        if d and os.access(os.path.join(d, name), os.X_OK):
+            return os.path.join(d, name)
+    return shutil.which(name)
+
+
+def pg_dump(url: str, out: Path, snapshot: str | None = None) -> None:
+    """`pg_dump --format=custom` of the catalog (in `snapshot`, an exported transaction snapshot,
+    so that the dump and the file list describe the same moment), checked with `pg_restore -l`."""
+    import subprocess
+
+    from sqlalchemy.engine import make_url
+
+    exe, lister = pg_tool("pg_dump"), pg_tool("pg_restore")
+    if exe is None or lister is None:
+        raise VerifyError("pg_dump/pg_restore not found (install postgresql-client)")
+    u = make_url(url)
+    env = dict(os.environ)
+    if u.password:
+        env["PGPASSWORD"] = str(u.password)
+    conninfo = u.set(drivername="postgresql", password=None, query={}) \
+        .render_as_string(hide_password=False)
+    cmd = [exe, "--format=custom", "--no-owner", f"--file={out}", f"--dbname={conninfo}"]
+    if snapshot:
+        cmd.append(f"--snapshot={snapshot}")
+    proc = subprocess.run(cmd, env=env, capture_output=True)
+    if proc.returncode != 0:
+        raise VerifyError(f"pg_dump failed: {proc.stderr.decode(errors='replace').strip()[:300]}")
+    proc = subprocess.run([lister, "--list", str(out)], capture_output=True)
+    if proc.returncode != 0 or b"TABLE DATA" not in proc.stdout:
+        raise VerifyError("the pg_dump archive does not read back")
+
+
+@dataclass
+class CatalogView:
+    """What one generation describes, read from one consistent catalog state."""
+
+    assets: list[tuple]  # (folder, filename, sha256, size, mtime_ns, stack_id)
+    trash: list[tuple[str, str | None]]  # (absolute file in STATE/trash, expected sha256 or None)
+    meta: dict
+    snapshot: Path | None = None  # the catalog snapshot file to store
+    snapshot_name: str = "catalog.db"
+
+
+def _read_catalog(s: Session) -> tuple[list[tuple], list[tuple[str, str | None]], dict]:
+    assets = [tuple(r) for r in s.execute(
+        select(Asset.folder, Asset.filename, Asset.sha256, Asset.size, Asset.mtime_ns,
+               Asset.stack_id).where(Asset.status != STATUS_TRASHED))]
+    trash: list[tuple[str, str | None]] = []
+    for it in s.scalars(select(TrashItem).where(TrashItem.file.is_not(None))):
+        assert it.file is not None
+        data = json.loads(it.payload or "{}")
+        expected = None
+        if it.kind == "asset" and it.asset_id is not None:
+            expected = s.scalar(select(Asset.sha256).where(Asset.id == it.asset_id))
+        elif it.kind == "version":
+            expected = data.get("sha256")
+        trash.append((it.file, expected))
+        if data.get("sidecar"):
+            trash.append((str(Path(it.file).parent / data["sidecar"]), None))
+    return assets, trash, export_metadata(s)
+
+
+def read_catalog(lib, td: Path) -> CatalogView:
+    """Snapshot the catalog first, then read assets, trash and metadata *from that snapshot*: files
+    ingested or albums edited while the backup runs belong to the next generation, never half to
+    this one (no catalog row without its file, no album member without its row)."""
+    cfg = lib.config
+    dbp = sqlite_path(cfg)
+    if dbp is not None:
+        from sqlalchemy import create_engine
+
+        snap = td / "catalog.db"
+        snapshot_catalog(dbp, snap)
+        engine = create_engine(f"sqlite:///{snap}")
+        try:
+            with Session(engine) as s:
+                assets, trash, meta = _read_catalog(s)
+        finally:
+            engine.dispose()
+        return CatalogView(assets, trash, meta, snap, "catalog.db")
+    if lib.engine.dialect.name == "postgresql":
+        from sqlalchemy import text
+
+        snap = td / "catalog.pgdump"
+        with lib.engine.connect() as conn:
+            conn = conn.execution_options(isolation_level="REPEATABLE READ")
+            with conn.begin():
+                sid = conn.scalar(text("SELECT pg_export_snapshot()"))
+                pg_dump(cfg.database_url, snap, sid)
+                with Session(bind=conn) as s:
+                    assets, trash, meta = _read_catalog(s)
+        return CatalogView(assets, trash, meta, snap, "catalog.pgdump")
+    with lib.session() as s:
+        assets, trash, meta = _read_catalog(s)
+    return CatalogView(assets, trash, meta, None)
+
+
+def _fixity_due(rec: dict | None, now: float, days: float) -> bool:
+    return rec is None or not rec.get("ok", True) or now - rec.get("verified_at", 0.0) > days * 86400
 
 
 # ---- backup --------------------------------------------------------------------------------------
 def backup(library: Path, dest_url: str, *, max_change: float = 0.20, force: bool = False,
            state_dir: Path | None = None, config_file: Path | None = None,
-           verify_sources: bool = True, scan: bool = True) -> dict:
+           verify_sources: bool | str = True, scan: bool = True, workers: int | None = None) -> dict:
+    """Make a generation. `verify_sources`: True ("due") re-hashes unchanged sources whose last
+    fixity verification is older than `background.fixity_days` or failed; "all" re-hashes every
+    unchanged source; False none (files being copied are always hashed while they are copied)."""
     from ..library import Library
 
     t0 = time.monotonic()
@@ -235,25 +400,41 @@ def backup(library: Path, dest_url: str, *, max_change: float = 0.20, force: boo
     report: dict = {"command": "backup", "library": str(cfg.library), "dest": dest_url,
                     "ok": False, "generation": None, "copied": [], "displaced": [],
                     "unchanged": 0, "skipped": [], "corrupt": [], "stopped": None,
-                    "bytes_copied": 0}
+                    "bytes_copied": 0, "rehashed": 0, "flagged": []}
+    mode = "due" if verify_sources is True else "none" if verify_sources is False \
+        else str(verify_sources)
+    td_obj = tempfile.TemporaryDirectory(prefix="photovfs-backup-")
+    td = Path(td_obj.name)
     try:
-        if scan:
-            sr = lib.scan()
-            report["scan_errors"] = sr.errors
         dest = open_dest(dest_url)
+        dest.batch = True  # one sync() before the generation's files, instead of one per copy
         report["dest"] = dest.url
         gens = done_generations(dest)
         prev = read_manifest(dest, gens[-1]) if gens else {}
         report["previous_generation"] = gens[-1] if gens else None
-        with lib.session() as s:
-            assets = [(a.folder, a.filename, a.sha256, a.size, a.mtime_ns, a.stack_id)
-                      for a in catalog_assets(s)]
-        problems, _regular = disk_problems(cfg)
+        sidecars: list[str] = []
+        stats: dict[str, tuple[int, int]] = {}
+        problems, regular = disk_problems(cfg, sidecars, stats)
+        view = read_catalog(lib, td)
+        report["scanned"] = False
+        if scan and _catalog_differs(view, regular, stats):  # scan only when the disk moved on
+            sr = lib.scan()
+            report["scanned"] = True
+            report["scan_errors"] = sr.errors
+            shutil.rmtree(td, ignore_errors=True)
+            td.mkdir()
+            view = read_catalog(lib, td)
         present = dest.list_files("current")  # replicas actually there (a crash, a tampered dest)
+        for rel in [r for r in present if is_tmp_name(r)]:  # left by a run that was killed
+            dest.delete_tmp(f"current/{rel}")
+            del present[rel]
         recopy: set[str] = set()
         fixity = _load_json(cfg.state_dir / FIXITY_FILE, {})
+        fixity_before = json.loads(json.dumps(fixity))
+        now = time.time()
+        days = float(getattr(getattr(cfg, "background", None), "fixity_days", 30))
         new: dict[str, Entry] = {}
-        to_copy: list[tuple[Path, Entry]] = []
+        to_copy: list[tuple[Path, Entry, str | None]] = []  # (source, entry, expected sha256)
         skipped_rels: set[str] = set()
 
         def skip(rel: str, why: str) -> None:
@@ -262,38 +443,52 @@ def backup(library: Path, dest_url: str, *, max_change: float = 0.20, force: boo
             if rel in prev:  # the replica stays; the manifest keeps describing it
                 new[rel] = prev[rel]
 
-        for folder, filename, sha, size, mtime_ns, stack_id in assets:
+        stack_of: dict[tuple[str, str], str] = {}  # (folder rel, stem) -> stack group, for sidecars
+        for folder, filename, sha, size, mtime_ns, stack_id in view.assets:
             rel = _rel(folder, filename)
+            group = "" if stack_id is None else str(stack_id)
+            if group:
+                d, _, name = rel.rpartition("/")
+                stack_of[(d, name.rpartition(".")[0] or name)] = group
+                stack_of[(d, name)] = group
             src = cfg.library / rel
-            if rel in problems:
+            if rel in problems and problems[rel][0] == "ZERO_SIZE":
+                # copied as it is (the restored library must equal this one), but named: an empty
+                # photo is damage, and the run is not green
+                report["flagged"].append({"path": _label(rel), "reason": problems[rel][1]})
+            elif rel in problems:
                 skip(rel, problems[rel][1])
                 continue
-            try:
-                st = os.stat(src)
-            except OSError as exc:
-                skip(rel, f"unreadable: {exc.strerror}")
-                continue
-            if not stat.S_ISREG(st.st_mode):
-                skip(rel, "not a regular file")
-                continue
-            if st.st_size != size or st.st_mtime_ns != mtime_ns:
+            seen = stats.get(rel)
+            if seen is None:  # not there when the disk was walked (filed since?): look again
+                try:
+                    st = os.stat(src)
+                except OSError as exc:
+                    skip(rel, f"unreadable: {exc.strerror}")
+                    continue
+                if not stat.S_ISREG(st.st_mode):
+                    skip(rel, "not a regular file")
+                    continue
+                seen = (st.st_size, st.st_mtime_ns)
+            if seen != (size, mtime_ns):
                 skip(rel, "changed since the catalog read it (edited outside): run scan")
                 continue
-            entry = Entry(rel, size, mtime_ns, sha, "" if stack_id is None else str(stack_id))
+            entry = Entry(rel, size, mtime_ns, sha, group)
             old = prev.get(rel)
             if old is not None and old.sha256 == sha and old.size == size \
                     and present.get(rel) != size:
                 recopy.add(rel)  # the replica is gone or damaged: copy again (the old one moves aside)
-                to_copy.append((src, entry))
+                to_copy.append((src, entry, sha))
             elif old is not None and old.sha256 == sha and old.size == size:
-                if verify_sources:
+                label = fs_to_text(rel)
+                if mode == "all" or (mode == "due" and _fixity_due(fixity.get(label), now, days)):
                     try:
                         got = sha256_file(src)
                     except OSError as exc:
                         skip(rel, f"unreadable: {exc.strerror}")
                         continue
-                    fixity[fs_to_text(rel)] = {"verified_at": time.time(),
-                                               "ok": got == sha}
+                    report["rehashed"] += 1
+                    fixity[label] = {"verified_at": time.time(), "ok": got == sha}
                     if got != sha:
                         report["corrupt"].append(
                             {"path": _label(rel), "reason": "content changed while size and mtime "
@@ -304,24 +499,63 @@ def backup(library: Path, dest_url: str, *, max_change: float = 0.20, force: boo
                 new[rel] = entry
                 report["unchanged"] += 1
             else:
-                to_copy.append((src, entry))
+                to_copy.append((src, entry, sha))
         # problems the catalog does not know about (a zero-byte or unreadable new file)
-        catalogued = {_rel(f, n) for f, n, *_ in assets}
+        catalogued = {_rel(f, n) for f, n, *_ in view.assets}
         for rel, (_kind, why) in problems.items():
-            if rel not in catalogued and rel not in skipped_rels:
+            if rel not in catalogued and rel not in skipped_rels:  # (a new zero-byte file: scan)
                 skip(rel, why)
-        deleted = [rel for rel in prev if rel not in new and rel not in {e.path for _, e in to_copy}
+        # sidecars and trash: no catalogued hash for most; unchanged = same size and mtime
+        extra: list[tuple[str, Path, str | None, str]] = []
+        for rel in sidecars:
+            d, _, name = rel.rpartition("/")
+            stem = name[:-4]
+            group = stack_of.get((d, stem)) or stack_of.get((d, stem.rpartition(".")[0])) or ""
+            extra.append((rel, cfg.library / rel, None, group))
+        trash_root = cfg.state_dir / "trash"
+        for file, expected in view.trash:
+            try:
+                sub = Path(file).relative_to(trash_root).as_posix()
+            except ValueError:
+                skip(os.fsencode(file).decode("utf-8", "surrogateescape"),
+                     "a trash file outside the state folder's trash/")
+                continue
+            extra.append((TRASH_PREFIX + sub, Path(file), expected, "trash"))
+        for rel, src, expected, group in extra:
+            try:
+                st = os.stat(src)
+            except OSError as exc:
+                skip(rel, f"unreadable: {exc.strerror}")
+                continue
+            if not stat.S_ISREG(st.st_mode):
+                skip(rel, "not a regular file")
+                continue
+            old = prev.get(rel)
+            if old is not None and old.size == st.st_size and present.get(rel) == st.st_size and (
+                    old.sha256 == expected if expected else old.mtime_ns == st.st_mtime_ns):
+                new[rel] = Entry(rel, old.size, old.mtime_ns, old.sha256, group)
+                report["unchanged"] += 1
+            else:
+                if old is not None and old.size == st.st_size and present.get(rel) != st.st_size:
+                    recopy.add(rel)
+                to_copy.append((src, Entry(rel, st.st_size, st.st_mtime_ns, expected or "", group),
+                                expected))
+        copying = {e.path for _, e, _ in to_copy}
+        deleted = [rel for rel in prev if rel not in new and rel not in copying
                    and rel not in skipped_rels]
-        rewritten = [e.path for _, e in to_copy if e.path in prev and e.path not in recopy]
+        orig_prev = [r for r in prev if is_original(r)]
+        rewritten = [e.path for _, e, _ in to_copy if e.path in prev and e.path not in recopy
+                     and is_original(e.path)]
+        deleted_orig = [r for r in deleted if is_original(r)]
         report["recopied"] = [_label(r) for r in sorted(recopy)]
-        report["deleted"] = [_label(r) for r in deleted]
-        if prev:
-            ratio = (len(deleted) + len(rewritten)) / len(prev)
+        report["deleted"] = [_label(r) for r in deleted if is_original(r)]
+        if orig_prev:
+            ratio = (len(deleted_orig) + len(rewritten)) / len(orig_prev)
             report["change_ratio"] = round(ratio, 4)
             if ratio > max_change and not force:
                 report["stopped"] = (
-                    f"mass-change guard: {len(deleted)} deleted and {len(rewritten)} rewritten of "
-                    f"{len(prev)} originals since generation {gens[-1]} ({ratio:.0%} > "
+                    f"mass-change guard: {len(deleted_orig)} deleted and {len(rewritten)} rewritten "
+                    f"of {len(orig_prev)} originals since generation {gens[-1]} ({ratio:.0%} > "
                     f"{max_change:.0%}); nothing was written. Check the library (ransomware, a "
                     f"failed disk, a wrong path?) and use --force if this is intended.")
                 return report
@@ -331,40 +565,68 @@ def backup(library: Path, dest_url: str, *, max_change: float = 0.20, force: boo
             if dest.exists(f"current/{rel}"):
                 dest.move(f"current/{rel}", f"versions/{gen}/{rel}")
                 report["displaced"].append({"path": _label(rel), "why": "deleted"})
-        for src, e in to_copy:
+
+        def put(item: tuple[Path, Entry, str | None]):
+            src, e, expected = item
             try:
-                displaced = dest.exists(f"current/{e.path}")
-                dest.put(src, f"current/{e.path}", e.sha256, displace_to=f"versions/{gen}/{e.path}",
-                         mtime_ns=e.mtime_ns)
-            except SourceChanged as exc:
-                report["corrupt"].append({"path": _label(e.path), "reason": str(exc)})
+                displaced = e.path in present
+                got = dest.put(src, f"current/{e.path}", expected,
+                               displace_to=f"versions/{gen}/{e.path}", mtime_ns=e.mtime_ns)
+                return item, displaced, got, None
+            except (OSError, VerifyError) as exc:  # SourceChanged is a VerifyError
+                return item, False, None, exc
+
+        nworkers = workers or (min(4, os.cpu_count() or 1) if dest.parallel else 1)
+        if nworkers > 1 and len(to_copy) > 1:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(nworkers) as pool:
+                results = list(pool.map(put, sorted(to_copy, key=lambda t: t[1].path)))
+        else:
+            results = [put(t) for t in to_copy]
+        for (_src, e, expected), displaced, got, err in results:
+            if isinstance(err, SourceChanged):
+                report["corrupt"].append({"path": _label(e.path), "reason": str(err)})
                 skipped_rels.add(e.path)
+                if is_original(e.path):
+                    fixity[fs_to_text(e.path)] = {"verified_at": time.time(), "ok": False}
                 if e.path in prev:
                     new[e.path] = prev[e.path]
                 continue
-            except (OSError, VerifyError) as exc:
-                skip(e.path, f"copy failed: {exc}")
+            if err is not None:
+                skip(e.path, f"copy failed: {err}")
                 continue
             if displaced:
                 report["displaced"].append({"path": _label(e.path), "why": "changed"})
+            if not expected and got is not None:  # a sidecar may have been rewritten meanwhile
+                e.sha256, e.size = got
+            elif is_original(e.path):
+                fixity[fs_to_text(e.path)] = {"verified_at": time.time(), "ok": True}
             new[e.path] = e
             report["copied"].append(_label(e.path))
             report["bytes_copied"] += e.size
-        # the generation's own files, then verify, then DONE
+        # a stack (Live Photo, RAW+JPEG, sidecars) with a member left out is named as such
+        groups: dict[str, list[str]] = {}
+        for folder, filename, *_rest, stack_id in view.assets:
+            if stack_id is not None:
+                groups.setdefault(str(stack_id), []).append(_rel(folder, filename))
+        report["broken_stacks"] = [
+            {"stack": g, "members": [_label(m) for m in sorted(ms)],
+             "left_out": [_label(m) for m in sorted(ms) if m in skipped_rels]}
+            for g, ms in sorted(groups.items()) if len(ms) > 1 and any(m in skipped_rels for m in ms)]
+        # the generation's own files, then make everything durable, verify, then DONE
         gdir = f"generations/{gen}"
         manifest = manifest_bytes(new)
         dest.write_bytes(f"{gdir}/MANIFEST.tsv", manifest)
-        with lib.session() as s:
-            meta = json.dumps(export_metadata(s), indent=1, ensure_ascii=False).encode()
-        dest.write_bytes(f"{gdir}/metadata.json", meta)
-        dbp = sqlite_path(cfg)
-        if dbp is not None:
-            with tempfile.TemporaryDirectory() as td:
-                snap = Path(td) / "catalog.db"
-                snapshot_catalog(dbp, snap)
-                dest.put(snap, f"{gdir}/catalog.db", sha256_file(snap))
+        meta = dict(view.meta, trash_root=str(trash_root), generation=gen)
+        dest.write_bytes(f"{gdir}/metadata.json",
+                         json.dumps(meta, indent=1, ensure_ascii=False).encode())
+        if view.snapshot is not None:
+            dest.put(view.snapshot, f"{gdir}/{view.snapshot_name}", sha256_file(view.snapshot))
         else:
-            report["skipped"].append({"path": "catalog.db", "reason": "not SQLite: no snapshot"})
+            report["skipped"].append({"path": "catalog", "reason": "no snapshot for this "
+                                      "database engine"})
+        dest.sync()
         # verify: manifest reads back, every file it lists is present with its size
         if dest.read_bytes(f"{gdir}/MANIFEST.tsv") != manifest:
             raise VerifyError("MANIFEST.tsv does not read back")
@@ -372,12 +634,16 @@ def backup(library: Path, dest_url: str, *, max_change: float = 0.20, force: boo
         missing = [e.path for e in new.values() if present.get(e.path) != e.size]
         if missing:
             raise VerifyError(f"replica incomplete: {[_label(m) for m in missing[:5]]}")
-        complete = not report["skipped"] and not report["corrupt"]
+        complete = not report["skipped"] and not report["corrupt"] and not report["flagged"]
+        dest.batch = False
         dest.write_bytes(f"{gdir}/DONE", json.dumps(
             {"generation": gen, "complete": complete, "files": len(new),
-             "skipped": report["skipped"], "corrupt": report["corrupt"]}, indent=1).encode())
+             "catalog": view.snapshot_name if view.snapshot is not None else None,
+             "skipped": report["skipped"], "corrupt": report["corrupt"],
+             "flagged": report["flagged"], "broken_stacks": report["broken_stacks"]}, indent=1).encode())
         _remember_destination(cfg, dest.url, gen)
-        _save_json(cfg.state_dir / FIXITY_FILE, fixity)
+        if fixity != fixity_before:
+            _save_json(cfg.state_dir / FIXITY_FILE, fixity)
         report["files"] = len(new)
         report["ok"] = complete
         return report
@@ -386,6 +652,7 @@ def backup(library: Path, dest_url: str, *, max_change: float = 0.20, force: boo
         report["ok"] = False
         return report
     finally:
+        td_obj.cleanup()
         report["seconds"] = round(time.monotonic() - t0, 3)
         lib.close()
 
@@ -613,26 +880,54 @@ def restore(dest_url: str, target: Path, *, generation: str | None = None, dry_r
             report["restored"] += 1
     state = target / ".photovfs"
     state.mkdir(exist_ok=True)
+    raw = dest.read_bytes(f"generations/{gen}/metadata.json")
+    meta = json.loads(raw) if raw else {}
+    if not from_files and not dest.exists(f"generations/{gen}/catalog.db"):
+        if dest.get(f"generations/{gen}/catalog.pgdump", state / "catalog.pgdump"):
+            report["notes"] = ["the generation's catalog is a PostgreSQL dump: it is at "
+                               f"{state / 'catalog.pgdump'} (pg_restore it into your server); "
+                               "this library was rebuilt from the files (--from-files)"]
+            from_files = True
     if from_files:
-        report["metadata"] = _reapply_metadata(dest, gen, target)
+        report["metadata"] = _reapply_metadata(meta, target)
     else:
         if not dest.get(f"generations/{gen}/catalog.db", state / "catalog.db"):
             report["problems"].append("the generation has no catalog snapshot: use --from-files")
+        elif meta.get("trash_root"):
+            report["trash_items"] = _relocate_trash(state / "catalog.db", meta["trash_root"],
+                                                    state / "trash")
     chk = check(target)
     report["check"] = {"ok": chk["ok"], "findings": chk["findings"]}
     report["ok"] = not report["problems"] and chk["ok"]
     return report
 
 
-def _reapply_metadata(dest, gen: str, target: Path) -> dict:
-    """Rescan restored originals and put back people, albums and keywords by path."""
+def _relocate_trash(db: Path, old_root: str, new_root: Path) -> int:
+    """Trash items in the snapshot name their files under the old state folder: point them at the
+    copies restored under TARGET/.photovfs/trash/."""
+    n = 0
+    with sqlite3.connect(db) as c:
+        rows = c.execute("SELECT id, file FROM trash_items WHERE file IS NOT NULL").fetchall()
+        for item_id, file in rows:
+            try:
+                sub = Path(file).relative_to(old_root)
+            except ValueError:
+                continue
+            c.execute("UPDATE trash_items SET file = ? WHERE id = ?", (str(new_root / sub), item_id))
+            n += 1
+    return n
+
+
+def _reapply_metadata(meta: dict, target: Path) -> dict:
+    """Rescan restored originals and put back people, albums, keywords and stacks by path."""
+    from sqlalchemy import update
+
     from ..catalog.store import album_by_path, person_by_name
     from ..library import Library
 
-    raw = dest.read_bytes(f"generations/{gen}/metadata.json")
-    meta = json.loads(raw) if raw else {}
     lib = Library.open(target)
-    counts = {"people": 0, "albums": 0, "keywords": 0, "links": 0, "unknown_paths": 0}
+    counts = {"people": 0, "albums": 0, "keywords": 0, "links": 0, "stacks": 0,
+              "unknown_paths": 0}
     try:
         lib.scan()
         with lib.write() as s:
@@ -678,6 +973,11 @@ def _reapply_metadata(dest, gen: str, target: Path) -> dict:
                     if s.get(AssetKeyword, (aid, kid)) is None:
                         s.add(AssetKeyword(asset_id=aid, keyword_id=kid))
                         counts["links"] += 1
+            for paths in meta.get("stacks", []):  # Live Photo, RAW+JPEG: one stack again
+                got = list(members({"members": paths}))
+                if len(got) > 1:
+                    s.execute(update(Asset).where(Asset.id.in_(got)).values(stack_id=min(got)))
+                    counts["stacks"] += 1
     finally:
         lib.close()
     return counts
