@@ -264,3 +264,35 @@ def test_pipeline_runs_without_any_network(tmp_path):
     report = json.loads(out.stdout)
     assert report["assets"] == 4 and report["faces"] == 4 and not report["errors"]
     assert report["groups"]["new_people"] == 1
+
+
+def test_detected_people_once_named_survive_the_loss_of_the_state_folder(tmp_path):
+    """No lock-in for people found by detection: naming a group writes the name and each face's
+    region to XMP sidecars (MWG regions, digiKam/Lightroom tags); a rescan without any state
+    brings the person, the same photos and the regions back, without running detection."""
+    from photovfs.catalog.models import AssetPerson
+    from photovfs.metadata import extract
+
+    root = _copy_corpus(tmp_path / "lib", OBAMA)
+    lib = Library.open(root)
+    lib.scan()
+    run_faces(lib)
+    (group,) = [n.name for n in lib.list("by-person") if n.name.startswith("Unnamed ")]
+    lib.move(f"by-person/{group}", "by-person/Barack Obama")
+    lib.sidecars.flush()
+    with lib.session() as s:
+        regions = sorted((round(r.x, 3), round(r.y, 3)) for r in s.scalars(
+            select(AssetPerson).where(AssetPerson.x.is_not(None))))
+    assert len(regions) == len(OBAMA)
+    facts = extract(root / "face_05.jpg", root / "face_05.jpg.xmp")
+    assert facts.people == ["Barack Obama"]
+    lib.close()
+    shutil.rmtree(root / ".photovfs")
+    lib = Library.open(root)
+    lib.scan()  # no run_faces: everything comes from the sidecars
+    assert sorted(n.name for n in lib.list("by-person/Barack Obama")) == OBAMA
+    with lib.session() as s:
+        again = sorted((round(r.x, 3), round(r.y, 3)) for r in s.scalars(
+            select(AssetPerson).where(AssetPerson.x.is_not(None))))
+    assert again == regions
+    lib.close()
