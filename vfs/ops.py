@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 
 from .catalog.models import (
     STATUS_OK,
@@ -208,10 +208,16 @@ def purge(self: Library, item_id: int, actor: Actor) -> None:
 
 # ---- albums --------------------------------------------------------------------------------------
 def add_to_album(self: Library, album_id: int, asset_id: int | None) -> None:
-    with self.write() as s:
-        if s.get(AlbumAsset, (album_id, asset_id)) is None:
-            s.add(AlbumAsset(album_id=album_id, asset_id=asset_id, added_at=datetime.now()))
+    with self.write() as s:  # Core statements: filling an album runs this per photo
+        c = s.connection()
+        if c.execute(_IN_ALBUM, {"album_id": album_id, "asset_id": asset_id}).first() is None:
+            c.execute(insert(AlbumAsset), {"album_id": album_id, "asset_id": asset_id,
+                                           "added_at": datetime.now()})
     self.sidecars.mark([asset_id])
+
+
+_IN_ALBUM = select(AlbumAsset.asset_id).where(AlbumAsset.album_id == bindparam("album_id"),
+                                              AlbumAsset.asset_id == bindparam("asset_id"))
 
 
 def _album_members(s, album_ids: list[int]) -> list[int]:

@@ -111,11 +111,16 @@ class View:
     def asset_by_vname(self, query: Select, name: str, *parts: str) -> Node:
         from ..names import name_key
 
-        with self.lib.session() as s:
-            row = s.execute(query.where(Asset.vname_key == name_key(name))).first()
+        row = self.first(query.where(Asset.vname_key == name_key(name)))
         if row is None:
             raise NotFound()
         return self.asset_node(row, *parts)
+
+    def first(self, statement, params: dict | None = None):  # -> Row | None
+        """One Core row on a plain connection: resolves run per request (every GET, every FUSE
+        lookup), and an ORM Session costs several times the query itself."""
+        with self.lib.engine.connect() as c:
+            return c.execute(statement, params or {}).first()
 
 
 def visible_assets() -> Select:

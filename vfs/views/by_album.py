@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from ..catalog.models import Album, AlbumAsset, Asset
 from ..catalog.store import album_by_path
@@ -21,6 +21,13 @@ from .base import View, visible_assets
 VNAME_VIEWS = ("by-date", "by-place", "by-album", "by-person")  # views naming assets by vname
 
 
+#: built once: these run several times per request (resolve, copy, PUT into an album)
+_ALBUM = select(Album.id, Album.path, Album.created_at).where(
+    Album.path_key == bindparam("path_key"), Album.trashed.is_(False))
+_MEMBER = visible_assets().join(AlbumAsset, AlbumAsset.asset_id == Asset.id).where(
+    AlbumAsset.album_id == bindparam("album_id"), Asset.vname_key == bindparam("vname_key"))
+
+
 class ByAlbum(View):
     name = "by-album"
     readonly_reason = "by-album"
@@ -29,10 +36,7 @@ class ByAlbum(View):
         """The live album at `rest` (a Core row: this runs several times per request)."""
         if not rest:
             return None
-        with self.lib.session() as s:
-            return s.connection().execute(
-                select(Album.id, Album.path, Album.created_at)
-                .where(Album.path_key == name_key(join(rest)), Album.trashed.is_(False))).first()
+        return self.first(_ALBUM, {"path_key": name_key(join(rest))})
 
     def _members(self, album_id: int):
         return visible_assets().join(AlbumAsset, AlbumAsset.asset_id == Asset.id).where(
@@ -48,7 +52,10 @@ class ByAlbum(View):
         parent = self._album(rest[:-1])
         if parent is None:
             raise NotFound()
-        return self.asset_by_vname(self._members(parent.id), rest[-1], *parent.path.split("/"))
+        row = self.first(_MEMBER, {"album_id": parent.id, "vname_key": name_key(rest[-1])})
+        if row is None:
+            raise NotFound()
+        return self.asset_node(row, *parent.path.split("/"))
 
     def list(self, rest: tuple[str, ...]) -> list[Node]:
         node = self.resolve(rest)

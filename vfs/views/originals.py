@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from ..catalog.models import Asset, Folder
 from ..errors import NotFound
@@ -10,16 +10,18 @@ from ..names import join
 from ..node import Node
 from .base import View, visible_assets
 
+#: built once: a GET or a FUSE lookup of an original runs both
+_FOLDER = select(Folder.id).where(Folder.path == bindparam("path"))
+_FILE = visible_assets().where(Asset.folder == bindparam("folder"),
+                               Asset.filename == bindparam("filename"))
+
 
 class Originals(View):
     name = "originals"
     readonly_reason = "originals"
 
     def _is_folder(self, folder: str) -> bool:
-        if not folder:
-            return True
-        with self.lib.session() as s:
-            return s.scalar(select(Folder.id).where(Folder.path == folder)) is not None
+        return not folder or self.first(_FOLDER, {"path": folder}) is not None
 
     def _file_node(self, row, rest: tuple[str, ...]) -> Node:
         return self.asset_node(row, *rest[:-1], name=row.filename)
@@ -27,10 +29,7 @@ class Originals(View):
     def resolve(self, rest: tuple[str, ...]) -> Node:
         if self._is_folder(join(rest)):
             return self.folder(*rest, writable=True)
-        folder = join(rest[:-1])
-        with self.lib.session() as s:
-            row = s.execute(visible_assets().where(Asset.folder == folder,
-                                                   Asset.filename == rest[-1])).first()
+        row = self.first(_FILE, {"folder": join(rest[:-1]), "filename": rest[-1]})
         if row is None:
             raise NotFound()
         return self._file_node(row, rest)
