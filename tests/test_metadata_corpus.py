@@ -30,7 +30,10 @@ pytestmark = [
         not MANIFEST.is_file(), reason=f"corpus not found at {CORPUS} (set PHOTOVFS_CORPUS)"
     ),
 ]
-TIME_LIMIT_S = 1.0
+#: a guard against a hang or a full decode of a hostile file (extraction reads headers only and
+#: takes milliseconds); generous, because a shared CI machine can stall any process for a second.
+#: Speed itself is measured in bench/bench_scan.py, not here.
+TIME_LIMIT_S = 10.0
 
 
 def _rows() -> list[dict[str, str]]:
