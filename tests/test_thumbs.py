@@ -357,7 +357,7 @@ def test_png_bomb_refused_fast(tmp_path: Path) -> None:
     start = time.perf_counter()
     with pytest.raises(TooLarge):
         render(src, "image", 256, max_pixels=MAX_PIXELS)
-    assert time.perf_counter() - start < 2.0
+    assert time.perf_counter() - start < 10.0  # header-only refusal; a decode would take minutes
 
 
 @needs_ffmpeg
@@ -598,7 +598,7 @@ def test_corpus_200mp_heic_is_bounded() -> None:
     start = time.perf_counter()
     with pytest.raises(TooLarge):
         render(src, "image", 1920, max_pixels=MAX_PIXELS)
-    assert time.perf_counter() - start < 5
+    assert time.perf_counter() - start < 10  # refused from the header; decoding 200 MP would take ~40 s
 
 
 @corpus
