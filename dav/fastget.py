@@ -58,11 +58,11 @@ class FastGet(BaseMiddleware):
             return self.next_app(environ, start_response)
         if node.is_dir or node.source_str is None:
             # the dir browser (or the 404) needs the node again: the provider memoises by path
-            environ.setdefault("photovfs.nodes", {})[path] = node
+            environ.setdefault("photovfs.nodes", {})[vpath(path)] = node
             return self.next_app(environ, start_response)
         answer = self._answer(environ, start_response, node, method == "HEAD")
         if answer is None:
-            environ.setdefault("photovfs.nodes", {})[path] = node
+            environ.setdefault("photovfs.nodes", {})[vpath(path)] = node
             return self.next_app(environ, start_response)
         return answer
 

@@ -25,6 +25,9 @@ if TYPE_CHECKING:
 #: except on loopback, see server.py)
 NOBODY = Actor("anonymous", "viewer")
 
+#: requests whose lookups may be memoised (see get_resource_inst)
+MEMO_METHODS = ("GET", "HEAD", "COPY")
+
 #: Windows' mini-redirector sets these after every PUT; on a folder or a view the user cannot
 #: change they are accepted and dropped (refusing them makes Explorer report a failed copy).
 WIN32_PROPS = (
@@ -66,21 +69,28 @@ class PhotoProvider(DAVProvider):
     def get_resource_inst(self, path: str, environ: dict):
         self._count_get_resource_inst += 1
         method = environ.get("REQUEST_METHOD", "")
-        # wsgidav asks twice per GET (authenticator/browser, then the handler); a read-only
-        # request may reuse the first answer, a write must always see the current state
-        memo = environ.setdefault("photovfs.nodes", {}) if method in ("GET", "HEAD") else None
+        # wsgidav asks twice per GET (authenticator/browser, then the handler) and six times per
+        # COPY (source, destination, its parent...); those may reuse the first answer until the
+        # request writes (`forget_nodes`); other writes always see the current state
+        memo = environ.setdefault("photovfs.nodes", {}) if method in MEMO_METHODS else None
+        key = vpath(path)
+        if memo is not None and key in memo:
+            node = memo[key]
+            return None if node is None else make_resource(self, node, environ)
         try:
-            node = memo[path] if memo is not None and path in memo else \
-                self.lib.resolve(vpath(path))
+            node = self.lib.resolve(key)
         except NotFound:
-            return None
+            node = None
         except PhotoVFSError as exc:
             raise to_dav_error(exc, method) from exc
         if memo is not None:
-            memo[path] = node
-        return make_resource(self, node, environ)
+            memo[key] = node  # None: known to be absent
+        return None if node is None else make_resource(self, node, environ)
 
     def exists(self, path: str, environ: dict) -> bool:
+        memo = environ.get("photovfs.nodes")
+        if memo is not None and vpath(path) in memo:
+            return memo[vpath(path)] is not None
         try:
             self.lib.resolve(vpath(path))
         except NotFound:
@@ -88,6 +98,11 @@ class PhotoProvider(DAVProvider):
         except PhotoVFSError as exc:
             raise to_dav_error(exc) from exc
         return True
+
+
+def forget_nodes(environ: dict) -> None:
+    """The request changed the library: later lookups in it must resolve again."""
+    environ.pop("photovfs.nodes", None)
 
 
 def make_resource(provider: PhotoProvider, node: Node, environ: dict):
@@ -139,6 +154,7 @@ class _Common:
 
     def _forget(self, *, recursive: bool) -> None:
         """After a removal: its dead properties and locks go with it."""
+        forget_nodes(self.environ)
         pm, lm = self.provider.prop_manager, self.provider.lock_manager
         if pm is not None:
             pm.remove_properties(self.get_ref_url(), self.environ, with_children=recursive)
@@ -280,9 +296,12 @@ class FileResource(_Common, DAVNonCollection):
         existed = self.provider.exists(dest_path, self.environ)
         if self._overwrite():
             self._clear_destination(dest_path)
-        with translate("COPY"):
-            node = self.lib.copy(self.vpath, vpath(dest_path), actor_of(self.environ),
-                                 overwrite=self._overwrite())
+        try:
+            with translate("COPY"):
+                node = self.lib.copy(self.vpath, vpath(dest_path), actor_of(self.environ),
+                                     overwrite=self._overwrite())
+        finally:
+            forget_nodes(self.environ)
         pm = self.provider.prop_manager
         if pm is not None and node is not None:
             dest = make_resource(self.provider, node, self.environ)
@@ -355,6 +374,8 @@ class FolderResource(_Common, DAVCollection):
         except DAVError:
             if not self.provider.exists(dest_path, self.environ):
                 raise
+        finally:
+            forget_nodes(self.environ)
         pm = self.provider.prop_manager
         if pm is not None:
             dest = self.provider.get_resource_inst(dest_path, self.environ)
