@@ -271,3 +271,35 @@ def test_a_scan_of_several_batches_catalogues_everything(tmp_path: Path):
     assert sum(len(lib.list(f"by-date/2015/{m:02d}")) for m in range(1, 13)) > 0
     assert lib.list("by-place")  # positions were geocoded in bulk
     lib.close()
+
+
+def test_a_big_catalog_without_planner_statistics_opens_and_is_analysed(tmp_path):
+    """An imported 20,000+ asset catalog with no sqlite_stat1 is analysed at open (this used to
+    fail: the ANALYZE ran before the Library had its write lock)."""
+    import hashlib
+    from datetime import datetime as dt
+
+    from photovfs.catalog.models import Asset
+    from photovfs.library import Library
+    from sqlalchemy import insert, text
+
+    (tmp_path / "P").mkdir()
+    lib = Library.open(tmp_path / "P")
+    rows = [{"id": i + 1, "folder": "2020", "filename": f"IMG_{i:05d}.JPG",
+             "vname": f"IMG_{i:05d}.JPG", "vname_key": f"img_{i:05d}.jpg",
+             "tname": f"IMG_{i:05d}.JPG", "tname_key": f"img_{i:05d}.jpg",
+             "sha256": hashlib.sha256(str(i).encode()).hexdigest(), "size": 1000,
+             "mtime_ns": 0, "media_type": "image", "mime": "image/jpeg", "status": "ok",
+             "taken_at": dt(2020, 1, 1), "taken_source": "mtime", "year": 2020, "month": 1,
+             "day": 1, "added_at": dt(2020, 1, 1)} for i in range(20_000)]
+    with lib.engine.begin() as c:
+        c.execute(insert(Asset), rows)
+        c.execute(text("DROP TABLE IF EXISTS sqlite_stat1"))
+    lib.close()
+    lib = Library.open(tmp_path / "P")
+    try:
+        with lib.engine.connect() as c:
+            assert c.execute(text("SELECT count(*) FROM sqlite_stat1")).scalar_one() > 0
+        assert len(lib.list("by-date/2020/01/01")) == 20_000
+    finally:
+        lib.close()

@@ -58,9 +58,9 @@ class Library:
         config.inbox_dir.mkdir(parents=True, exist_ok=True)
         self.engine = make_engine(config.database_url)
         migrate(self.engine)
-        self._ensure_statistics()
         self._sessions = session_factory(self.engine)
         self._write_lock = threading.RLock()
+        self._ensure_statistics()  # writes: needs the sessions and the lock above
         self.scratch = Scratch(config.state_dir / "scratch")
         self.views: dict[str, View] = {
             name: VIEW_CLASSES[name](self) for name in config.views.enabled if name in VIEW_CLASSES
