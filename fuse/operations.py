@@ -9,12 +9,15 @@
   them writable, else 0444. Owner: the mounting user.
 * Directory listings are snapshotted at opendir; readdir offsets index into the snapshot, so a change
   during `ls` never skips or repeats an entry.
-* Reads of existing files go to the real file through an os fd per handle (os.pread).
+* Reads of existing files go to the real file through an os fd per handle: answered in the request
+  loop when the page cache has the bytes (preadv RWF_NOWAIT into one reused buffer), else by a
+  pread in a worker thread that also asks the disk for a sequential reader's next bytes.
 * Writes go to `lib.begin_write` (a private temporary), started lazily at the first write or
   truncation, and are committed at flush (close): the commit's error is what close() returns (release
   errors are discarded by the kernel). Committed data is fsynced by the core.
 * Every core call runs in a worker thread (trio.to_thread) so a slow thumbnail or ingest never
-  stalls other requests.
+  stalls other requests. What needs no core call (cached nodes, extended attributes of files that
+  have none, reads from the page cache) is answered inline: a thread hop costs more than the answer.
 """
 
 from __future__ import annotations
@@ -48,6 +51,8 @@ ATTR_TIMEOUT = 2.0  # seconds the kernel may cache attributes and names (others 
 NODE_CACHE_TTL = 1.0  # seconds this process reuses a resolved Node (listings fill it)
 BLKSIZE = 128 * 1024
 CORE_THREADS = 16  # below the catalog's connection pool (8 + 16 overflow)
+READ_BUFFER = 1 << 20  # the largest read request (libfuse asks the kernel for 256 pages)
+PREFETCH = 4 << 20  # a sequential reader's next bytes the disk is asked for ahead of time
 
 
 def _canon(path: str) -> str:
@@ -57,6 +62,15 @@ def _canon(path: str) -> str:
 
 def _join(parent: str, name: str) -> str:
     return f"{parent}/{name}" if parent else name
+
+
+def _read_disk(fd: int, off: int, size: int, prefetch: int) -> bytes:
+    """A read the page cache could not answer (worker thread). A sequential reader gets the
+    next bytes requested from the disk now, so its next requests find them cached."""
+    data = os.pread(fd, size, off)
+    if prefetch and len(data) == size:
+        os.posix_fadvise(fd, off + size, prefetch, os.POSIX_FADV_WILLNEED)
+    return data
 
 
 def translate(fn):
@@ -88,6 +102,7 @@ class Handle:
     created: bool = False  # made by create(): commit even if nothing was written (touch)
     truncate: bool = False  # O_TRUNC: start the upload empty
     unlinked: bool = False
+    next_off: int = -1  # where the last read ended: a sequential reader asks for that next
     lock: trio.Lock = field(default_factory=trio.Lock)
 
 
@@ -113,6 +128,8 @@ class PhotoOperations(pyfuse3.Operations):
         self._etags: dict[int, str | None] = {}
         self._told: dict[int, tuple[int, int]] = {}  # (size, mtime_ns) last given the kernel
         self._limiter = trio.CapacityLimiter(CORE_THREADS)
+        self._rbuf = memoryview(bytearray(READ_BUFFER))  # see _read_cached
+        self._nowait = hasattr(os, "RWF_NOWAIT")
         self.xattrs = XattrStore(xattr_db or lib.config.state_dir / "fuse-xattrs.db")
         self.started = time.time()  # the time of folders the catalog gives none
 
@@ -474,7 +491,35 @@ class PhotoOperations(pyfuse3.Operations):
             return await trio.to_thread.run_sync(os.pread, h.upload.file.fileno(), size, off)
         if h.fd is None:
             raise pyfuse3.FUSEError(errno.EBADF)
-        return await trio.to_thread.run_sync(os.pread, h.fd, size, off)
+        sequential = off > 0 and off == h.next_off
+        h.next_off = off + size
+        if self._nowait:
+            data = self._read_cached(h.fd, off, size)
+            if data is not None:
+                return data
+        prefetch = PREFETCH if sequential else 0
+        return await trio.to_thread.run_sync(_read_disk, h.fd, off, size, prefetch)
+
+    def _read_cached(self, fd: int, off: int, size: int) -> memoryview | None:
+        """The bytes when the real file has them in the page cache, else None: read in the
+        request loop itself, into one reused buffer, without a thread hop (the hop and a fresh
+        1 MiB allocation per request cost more than the copy). Safe to reuse: pyfuse3 replies
+        with the buffer before any other request runs (no checkpoint in between)."""
+        if size > len(self._rbuf):
+            return None
+        view = self._rbuf[:size]
+        try:
+            n = os.preadv(fd, [view], off, os.RWF_NOWAIT)
+        except BlockingIOError:  # not (all) in the page cache: a disk read, in a thread
+            return None
+        except OSError as exc:
+            if exc.errno in (errno.EOPNOTSUPP, errno.EINVAL):  # a file system without NOWAIT
+                self._nowait = False
+                return None
+            raise
+        if n < size and off + n < os.fstat(fd).st_size:
+            return None  # only part of it cached (a short reply would mean end of file)
+        return view[:n]
 
     async def _modify(self, h: Handle, truncate_to: int | None = None) -> None:
         """Start the upload of a handle at its first modification (caller holds h.lock)."""
@@ -563,10 +608,21 @@ class PhotoOperations(pyfuse3.Operations):
             await self._resolve(path)  # ENOENT for a vanished file
         return path
 
-    @translate
     async def getxattr(self, inode, name, ctx):
-        if not name.startswith(b"user.") or not self.xattrs.has_any(self._path(inode)):
+        # Answered without a thread hop or a query for nearly every file. Other namespaces say
+        # ENOTSUP, not ENODATA: `ls -l` asks security.selinux and system.posix_acl_access of
+        # every entry unless it hears "not supported", after which it stops asking for the rest
+        # of the listing (a 10,000-entry folder: 20,000 round trips less, 2.4 s -> 0.35 s).
+        # ENOSYS is no option: the kernel would then refuse user.* attributes too.
+        if not name.startswith(b"user."):
+            raise pyfuse3.FUSEError(errno.ENOTSUP)
+        path = self._path(inode)
+        if not self.xattrs.has_any(path):
             raise pyfuse3.FUSEError(pyfuse3.ENOATTR)
+        return await self._getxattr(inode, name)
+
+    @translate
+    async def _getxattr(self, inode, name):
         value = await self._call(self.xattrs.get, await self._xattr_path(inode), name)
         if value is None:
             raise pyfuse3.FUSEError(pyfuse3.ENOATTR)

@@ -120,6 +120,65 @@ def test_many_parallel_readers_get_the_right_bytes(mnt: Mount, library: Library,
         assert all(pool.map(read, range(96)))
 
 
+def _evict(path: Path) -> None:
+    """Drop a file's pages from the page cache (through the mount: the kernel's FUSE copy)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+
+def test_reads_from_disk_and_from_the_page_cache_give_the_same_bytes(
+        mnt: Mount, library: Library, photo_dir: Path):
+    """Reads are answered inline from the page cache when it has the bytes, else from disk in a
+    thread: both, and a mix of them (half the file cached), at any offset and size, up to EOF."""
+    src = _big_jpeg(photo_dir / "big" / "noise.jpg", datetime(2020, 1, 1), size=(2400, 1800))
+    library.scan()
+    want = src.read_bytes()
+    assert len(want) > 3 << 20  # several 1 MiB requests
+    via = mnt.path("originals/big/noise.jpg")
+    for cached in ("none", "half", "all"):
+        _evict(via)
+        _evict(src)
+        if cached == "half":
+            with open(src, "rb") as fh:
+                fh.seek(len(want) // 3)
+                fh.read(len(want) // 3)
+        elif cached == "all":
+            src.read_bytes()
+        assert via.read_bytes() == want, cached
+    rnd = random.Random(7)
+    fd = os.open(via, os.O_RDONLY)
+    try:
+        for _ in range(200):
+            if rnd.random() < 0.1:
+                _evict(via)
+                _evict(src)
+            off = rnd.randrange(len(want) + 10)
+            size = rnd.choice((1, 4095, 4096, 65536, 131072, 1 << 20, 3 << 20))
+            assert os.pread(fd, size, off) == want[off:off + size], (off, size)
+    finally:
+        os.close(fd)
+
+
+def test_other_xattr_namespaces_say_not_supported_and_user_ones_still_work(mnt: Mount):
+    """`ls -l` asks security.selinux and system.posix_acl_access of every entry until it hears
+    ENOTSUP; the answer must not switch off user.* attributes (as ENOSYS would, mount-wide)."""
+    p = mnt.path(f"{DAY}/IMG_0001.jpg")
+    for name in ("security.selinux", "system.posix_acl_access", "trusted.x"):
+        assert _errno(os.getxattr, p, name) in (errno.ENOTSUP, errno.ENODATA)
+    assert _errno(os.getxattr, p, "security.selinux") == errno.ENOTSUP
+    assert _errno(os.getxattr, p, "user.nothing") == errno.ENODATA
+    os.setxattr(p, "user.comment", b"kept")
+    assert os.getxattr(p, "user.comment") == b"kept"
+    assert os.listxattr(p) == ["user.comment"]
+    out = subprocess.run(["ls", "-l", str(mnt.path(DAY))], capture_output=True, text=True,
+                         check=True).stdout
+    assert "IMG_0001.jpg" in out
+    assert os.getxattr(p, "user.comment") == b"kept"
+
+
 def test_thumbnails_are_readable_jpegs(mnt: Mount):
     names = os.listdir(mnt.path("thumbnails/" + DAY))
     assert names
@@ -214,8 +273,8 @@ def test_a_file_being_written_is_not_in_the_inbox_until_closed(mnt: Mount, libra
             "time.sleep(30)")
     p = subprocess.Popen([sys.executable, "-c", code])
     try:
-        assert wait_for(lambda: os.path.exists(target))
-        assert os.stat(target).st_size == 65536  # stat shows the upload in progress
+        # stat shows the upload in progress (waiting: the writer creates the file, then writes)
+        assert wait_for(lambda: os.path.exists(target) and os.stat(target).st_size == 65536)
         assert not (library.config.inbox_dir / "half.jpg").exists()
     finally:
         p.send_signal(signal.SIGKILL)
