@@ -1,14 +1,14 @@
 """Ingest throughput and latency on camera-sized JPEGs. Prints a table; never asserts times.
 
-    python bench/bench_ingest.py [--count N] [--kb SIZE] [--workers W] [--latency K]
+    python bench/bench_ingest.py [--count N] [--kb SIZE] [--workers W] [--latency K] [--profile F]
 
 Default: 1,000 files of ~200 KB (about 200 MB; finishes in well under 2 minutes on a laptop SSD).
 `--count 10000` is the full-size run the issue describes (~2 GB of disk, several minutes).
 
 Rows:
   copy+sha256       a plain copy of every file plus a sha256 pass: the floor any ingest pays
-  bare verify       `metadata.verify` (the full decode ingest must do) of every file in the same
-                    pool, nothing else: the realistic ceiling for ingest
+  bare verify       `metadata.verify` (the decode ingest must do: every JPEG block entropy-decoded)
+                    of every file in the same pool, nothing else: the realistic ceiling for ingest
   inbox ingest      the same files dropped into the on-disk inbox and ingested by the batch
                     pipeline `ingest_batch` (what `photovfs ingest` runs): verify = full decode,
                     sha256, metadata, filing, catalog, journal
@@ -18,6 +18,9 @@ Rows:
                     the photo resolving under by-date/ (ingest is synchronous in the PUT thread)
   on-disk -> by-date  latency for a file written straight into the inbox with the Watcher running
                     (dominated by ingest.quiet_seconds, set to 1 s here)
+
+After the table: the batch pipeline's time per stage (`ingest_batch(timings=...)`), and with
+`--profile F` a cProfile of every thread of the inbox ingest (also saved to F for pstats).
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ def base_jpeg(kb: int) -> bytes:
     side = int((kb * 1024 / 1.1) ** 0.5)
     img = Image.frombytes("RGB", (side, side), os.urandom(side * side * 3))
     exif = Image.Exif()
+    exif[0x010F], exif[0x0110] = "BenchCam", "B-1"  # Make, Model: every camera writes them
     exif.get_ifd(0x8769)[0x9003] = "2021:04:30 09:42:39"
     buf = io.BytesIO()
     img.save(buf, "JPEG", quality=75, exif=exif.tobytes())
@@ -62,6 +66,38 @@ def open_lib(root: Path, quiet: float = 1.0) -> Library:
     return Library.open(root)
 
 
+def _start_profile() -> list:
+    """cProfile every thread (the pool workers too): one Profile per thread, merged at the end."""
+    import cProfile
+    import threading
+
+    profs: list = []
+
+    def per_thread(*_a) -> None:
+        pr = cProfile.Profile()
+        profs.append(pr)
+        sys.setprofile(None)
+        pr.enable()
+
+    main_pr = cProfile.Profile()
+    profs.append(main_pr)
+    threading.setprofile(per_thread)
+    main_pr.enable()
+    return profs
+
+
+def _stop_profile(profs: list, out: Path) -> None:
+    import pstats
+    import threading
+
+    threading.setprofile(None)  # type: ignore[arg-type]
+    for pr in profs:
+        pr.disable()
+    stats = pstats.Stats(*profs)
+    stats.dump_stats(out)
+    stats.sort_stats("tottime").print_stats(25)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--count", type=int, default=1000)
@@ -70,6 +106,8 @@ def main() -> int:
     ap.add_argument("--latency", type=int, default=20, help="PUTs timed for latency")
     ap.add_argument("--per-file", type=int, default=200, help="files for the per-file row (0: skip)")
     ap.add_argument("--dir", type=Path, default=None, help="where to work (default: a temp dir)")
+    ap.add_argument("--profile", type=Path, default=None,
+                    help="also write a cProfile of the inbox ingest (every thread) to this file")
     args = ap.parse_args()
     from photovfs.ingest import ingest_batch, ingest_inbox_file
     from photovfs.ingest.pipeline import inbox_candidates
@@ -121,9 +159,14 @@ def main() -> int:
         inbox = lib.config.inbox_dir
         for p in files:
             shutil.copyfile(p, inbox / p.name)
+        stages: dict[str, float] = {}
+        prof = _start_profile() if args.profile else None
         t = time.perf_counter()
-        ingest_batch(lib, list(inbox_candidates(lib)), quiet=0.0, workers=args.workers)
+        ingest_batch(lib, list(inbox_candidates(lib)), quiet=0.0, workers=args.workers,
+                     timings=stages)
         dt = time.perf_counter() - t
+        if prof is not None:
+            _stop_profile(prof, args.profile)
         left = len(list(inbox_candidates(lib)))
         rows.append(("inbox ingest", args.count - left, dt, f"{args.count / dt:,.0f} files/s",
                      ratios(args.count / dt)))
@@ -185,6 +228,12 @@ def main() -> int:
     print(f"{'measure':<20}{'files':>8}{'seconds':>10}  {'rate / latency':<22}{'':<16}")
     for name, n, dt, a, b in rows:
         print(f"{name:<20}{n:>8}{dt:>10.2f}  {a:<22}{b}")
+    print(f"\ninbox ingest by stage (ms per file; worker stages summed over threads, "
+          f"load average {os.getloadavg()[0]:.1f}):")
+    for stage, sec in stages.items():
+        print(f"  {stage:<32}{sec * 1000 / args.count:8.2f}")
+    if args.profile:
+        print(f"profile: {args.profile} (python -m pstats {args.profile})")
     return 0
 
 

@@ -19,6 +19,7 @@ import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -72,6 +73,10 @@ class Recent:
         field(default_factory=dict)
     stems: dict[tuple[str, str], tuple[float, str, list[int], str]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    swept: float = 0.0  # when expired records were last dropped (lookups check expiry anyway)
+
+
+SWEEP_SECONDS = 30.0  # expired records are dropped at most this often (a sweep is O(records))
 
 
 class _State:
@@ -467,10 +472,12 @@ def _remember(lib: Library, rel: tuple[str, ...] | None, asset_id: int | None,
             ids = sorted(set(stack) | set(old[2] if old else []))
             rec.stems[key] = (now + COMPANION_SECONDS, folder, ids,
                               split_ext(filename)[0])
-        for k in [k for k, v in rec.names.items() if v[0] < now]:
-            del rec.names[k]
-        for k in [k for k, v in rec.stems.items() if v[0] < now]:
-            del rec.stems[k]
+        if now - rec.swept >= SWEEP_SECONDS:  # not per call: a batch of 10,000 was O(n^2)
+            rec.swept = now
+            for k in [k for k, v in rec.names.items() if v[0] < now]:
+                del rec.names[k]
+            for k in [k for k, v in rec.stems.items() if v[0] < now]:
+                del rec.stems[k]
 
 
 def recently_filed(lib: Library, rest: tuple[str, ...]) -> tuple[int | None, Path | None] | None:
@@ -724,6 +731,38 @@ def inbox_candidates(lib: Library) -> Iterator[Path]:
 
 # ---- batch ingest: many independent files, one lock and one transaction per stage per batch -------
 BATCH = 128  # files filed per lock hold / catalog transaction
+SYNC_THREADS = 8  # concurrent fdatasyncs: the filesystem folds them into shared journal commits
+
+
+class Timings:
+    """Seconds spent per stage, summed over threads (`ingest_batch(timings=dict)`; bench/profile).
+
+    Worker stages (verify, sha256, extract...) add up the time of every worker thread; the filer's
+    stages (claim, file: ..., done) run in the calling thread and are wall time.
+    """
+
+    def __init__(self, out: dict[str, float] | None) -> None:
+        self.out = out
+        self.lock = threading.Lock()
+
+    def add(self, spent: dict[str, float]) -> None:
+        if self.out is not None:
+            with self.lock:
+                for stage, sec in spent.items():
+                    self.out[stage] = self.out.get(stage, 0.0) + sec
+
+    @contextmanager
+    def __call__(self, stage: str) -> Iterator[None]:
+        if self.out is None:
+            yield
+            return
+        t = time.perf_counter()
+        try:
+            yield
+        finally:
+            dt = time.perf_counter() - t
+            with self.lock:
+                self.out[stage] = self.out.get(stage, 0.0) + dt
 
 
 @dataclass
@@ -739,6 +778,7 @@ class _Item:
     digest: str = ""
     facts: Any = None
     error: BaseException | None = None
+    sync: Future[None] | None = None  # the staged inode's fdatasync (SYNC_THREADS pool)
     dup_of: Any = None  # an existing asset row, or an earlier _Item of the same batch
     target: Path | None = None
     folder: str = ""
@@ -787,20 +827,26 @@ def _is_single(lib: Library, path: Path, cache: dict[Path, dict[str, int]]) -> b
 
 def ingest_batch(lib: Library, paths: list[Path], *, quiet: float | None = None, workers: int = 2,
                  batch: int = BATCH, stop: threading.Event | None = None,
-                 report: Callable[[Path, IngestResult | PhotoVFSError], None] | None = None
+                 report: Callable[[Path, IngestResult | PhotoVFSError], None] | None = None,
+                 timings: dict[str, float] | None = None
                  ) -> list[tuple[Path, IngestResult | PhotoVFSError]]:
     """Ingest many inbox files: the same journal states and guarantees as `ingest_inbox_file`.
 
     Files without companions are claimed `batch` at a time (one transaction), verified, hashed
-    and read in a pool of `workers` threads (Pillow and hashlib release the GIL; each staged file is
-    fdatasync'ed there), then filed together under one hold of the filing lock: one journal
-    transaction for `filing`, one fsync per touched folder, one catalog transaction (assets +
-    `filed`), the inbox copies removed, one transaction for `done`. Companion groups, sidecars and
-    late partners go through `ingest_inbox_file` afterwards. A NoSpace stops everything (`stop`).
+    and read in a pool of `workers` threads (Pillow and hashlib release the GIL); each staged
+    inode is fdatasync'ed by a separate pool of SYNC_THREADS threads (concurrent syncs share the
+    filesystem's journal commits, and a worker never waits for the disk). A chunk is filed once
+    all its syncs are done, under one hold of the filing lock: one journal transaction for
+    `filing`, one fsync per touched folder, one catalog transaction (assets + `filed`), the inbox
+    copies removed (one fsync per inbox folder); then, outside the lock, one transaction for
+    `done` and the staging links removed. Companion groups, sidecars and late partners go through
+    `ingest_inbox_file` afterwards. A NoSpace stops everything (`stop`). `timings`, when given,
+    receives seconds per stage (see `Timings`).
     """
     from concurrent.futures import ThreadPoolExecutor
 
     stop = stop or threading.Event()
+    clock = Timings(timings)
     out: list[tuple[Path, IngestResult | PhotoVFSError]] = []
     out_lock = threading.Lock()
 
@@ -815,30 +861,39 @@ def ingest_batch(lib: Library, paths: list[Path], *, quiet: float | None = None,
     singles: list[Path] = []
     others: list[Path] = []
     cache: dict[Path, dict[str, int]] = {}
-    for p in paths:
-        p = Path(p)
-        if skip_reason(lib, p) is None and _is_single(lib, p, cache):
-            singles.append(p)
-        else:
-            others.append(p)
-    with ThreadPoolExecutor(max(1, workers)) as pool:
+    with clock("partition"):
+        for p in paths:
+            p = Path(p)
+            if skip_reason(lib, p) is None and _is_single(lib, p, cache):
+                singles.append(p)
+            else:
+                others.append(p)
+    with ThreadPoolExecutor(max(1, workers)) as pool, ThreadPoolExecutor(SYNC_THREADS) as syncs, \
+            ThreadPoolExecutor(1) as cleanup:
+        if singles:
+            cleanup.submit(_warm_up)
         chunks = [singles[i:i + batch] for i in range(0, len(singles), batch)]
         inflight: list[tuple[list[_Item], list[Any]]] = []  # claimed, being prepared
         try:
             for chunk in [*chunks, None]:
                 if chunk is not None and not stop.is_set():
-                    items = _claim_many(lib, chunk)  # chunk k+1 is prepared while k is filed
-                    inflight.append((items, [pool.submit(_prepare, lib, it) for it in items]))
+                    with clock("claim"):
+                        items = _claim_many(lib, chunk)  # chunk k+1 is prepared while k is filed
+                    inflight.append((items, [pool.submit(_prepare, lib, it, syncs, clock)
+                                             for it in items]))
                 if len(inflight) < (2 if chunk is not None else 1):
                     continue
                 items, futs = inflight.pop(0)
                 try:
-                    for f in futs:
-                        f.result()
+                    with clock("wait: workers"):
+                        for f in futs:
+                            f.result()
+                    with clock("wait: fdatasync"):
+                        _await_syncs(items)
                     if stop.is_set():
                         _abandon(lib, items)
                     else:
-                        for p, res in _file_many(lib, items):
+                        for p, res in _file_many(lib, items, clock, cleanup):
                             emit(p, res)
                 finally:
                     for it in items:
@@ -847,6 +902,9 @@ def ingest_batch(lib: Library, paths: list[Path], *, quiet: float | None = None,
             for items, futs in inflight:  # claimed but never filed: roll back now
                 for f in futs:
                     f.exception()
+                for it in items:
+                    if it.sync is not None:
+                        it.sync.exception()
                 try:
                     _abandon(lib, items)
                 finally:
@@ -859,8 +917,18 @@ def ingest_batch(lib: Library, paths: list[Path], *, quiet: float | None = None,
                     return
                 for q, res in ingest_inbox_file(lib, p, quiet=quiet):
                     emit(q, res)
-            list(pool.map(one, others))
+            with clock("per-file (companions)"):
+                list(pool.map(one, others))
     return out
+
+
+def _warm_up() -> None:
+    """Import the reverse geocoder (scipy, ~1-2 s) while the first chunk is being verified,
+    instead of inside the first catalog transaction under the filing lock."""
+    try:
+        import reverse_geocode  # noqa: F401
+    except Exception:  # noqa: BLE001 - catalog.store imports it again and reports problems
+        pass
 
 
 def _claim_many(lib: Library, paths: list[Path]) -> list[_Item]:
@@ -874,8 +942,8 @@ def _claim_many(lib: Library, paths: list[Path]) -> list[_Item]:
         if not lk.acquire(blocking=False):
             continue  # another thread of this process is ingesting it right now
         try:
-            s0 = os.stat(p)
-            if skip_reason(lib, p) is not None:
+            s0 = os.stat(p)  # the name was checked by ingest_batch: only gone/empty can change
+            if s0.st_size == 0 or not os.path.isfile(p):
                 raise FileNotFoundError
             items.append(_Item(p, check_name(fs_to_text(p.name)), inbox_rel(lib, p), s0, lk))
         except (OSError, PhotoVFSError):
@@ -904,15 +972,40 @@ def _staging_for(roots: dict[Path, Path], it: _Item, job_id: int) -> dict[str, A
     return {"staged": os.fsdecode(roots[it.src.parent] / str(job_id) / text_to_fs(it.name))}
 
 
-def _prepare(lib: Library, it: _Item) -> None:
-    """In the pool: hard-link into staging, verify, hash, read facts, make the bytes durable."""
+def _datasync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fdatasync(fd)
+    finally:
+        os.close(fd)
+
+
+def analyse(p: Path) -> tuple[str, Any, dict[str, float]]:
+    """verify, sha256 and extract one staged file: (digest, facts, seconds per stage)."""
+    t0 = time.perf_counter()
+    verify(p)
+    t1 = time.perf_counter()
+    digest = sha256_file(p)
+    t2 = time.perf_counter()
+    facts = extract(p, None)
+    t3 = time.perf_counter()
+    return digest, facts, {"verify": t1 - t0, "sha256": t2 - t1, "extract": t3 - t2}
+
+
+def _prepare(lib: Library, it: _Item, syncs: Any, clock: Timings) -> None:
+    """In the pool: hard-link into staging, verify, hash, read facts; queue the fdatasync.
+
+    The staged inode is the very inode the original will be (a hard link), so its fdatasync
+    (awaited by the filer before anything is linked or catalogued) makes the bytes durable.
+    """
     st = state(lib)
     assert it.staged is not None
     sdir = it.staged.parent
     try:
-        sdir.mkdir()
-        copied = _link_or_copy(it.src, it.staged)
-        sst = os.stat(it.staged)
+        with clock("stage (mkdir+link)"):
+            sdir.mkdir()
+            copied = _link_or_copy(it.src, it.staged)
+            sst = os.stat(it.staged)
         ident = it.s0 if copied else sst
         it.data.update(staged_dev=sst.st_dev, staged_ino=sst.st_ino, sidecars=[],
                        src_dev=ident.st_dev, src_ino=ident.st_ino, size=sst.st_size,
@@ -920,20 +1013,48 @@ def _prepare(lib: Library, it: _Item) -> None:
         crash_point("claimed")
         if st.after_claim is not None:
             st.after_claim(it.src, it.staged)
-        verify(it.staged)
-        it.digest = sha256_file(it.staged)
-        it.facts = extract(it.staged, None)
-        fd = os.open(it.staged, os.O_RDONLY)
-        try:
-            now = os.fstat(fd)
-            if (now.st_size, now.st_mtime_ns) != (sst.st_size, sst.st_mtime_ns):
-                raise Conflict("the file changed while it was being ingested; it will be retried")
-            os.fdatasync(fd)  # the inode the target will share: durable before the catalog
-        finally:
-            os.close(fd)
+        it.digest, it.facts, spent = analyse(it.staged)
+        clock.add(spent)
+        now = os.stat(it.staged)
+        if (now.st_size, now.st_mtime_ns) != (sst.st_size, sst.st_mtime_ns):
+            raise Conflict("the file changed while it was being ingested; it will be retried")
+        it.sync = syncs.submit(_timed_sync, it.staged, clock)
     except BaseException as exc:  # noqa: BLE001 - reported per file by _file_many
         it.error = exc
         shutil.rmtree(sdir, ignore_errors=True)
+
+
+def _timed_sync(path: Path, clock: Timings) -> None:
+    with clock("fdatasync (sync pool)"):
+        _datasync(path)
+
+
+def _await_syncs(items: list[_Item]) -> None:
+    """Wait for the chunk's fdatasyncs; a file whose bytes could not be made durable is not filed."""
+    for it in items:
+        if it.sync is None or it.error is not None:
+            continue
+        exc = it.sync.exception()
+        if exc is not None:
+            it.error = _nospace(exc) if isinstance(exc, OSError) else exc
+            assert it.staged is not None
+            shutil.rmtree(it.staged.parent, ignore_errors=True)
+
+
+def _drop_all_staging(staged: list[Path | None], clock: Timings) -> None:
+    """Remove finished jobs' staging folders (one hard link each): two syscalls, not an rmtree.
+
+    Off the filer's path (a background thread): a leftover is harmless, recovery sweeps it.
+    """
+    with clock("staging cleanup (background)"):
+        for path in staged:
+            if path is None:
+                continue
+            try:
+                os.unlink(path)
+                os.rmdir(path.parent)
+            except OSError:
+                shutil.rmtree(path.parent, ignore_errors=True)
 
 
 def _abandon(lib: Library, items: list[_Item]) -> None:
@@ -944,7 +1065,9 @@ def _abandon(lib: Library, items: list[_Item]) -> None:
     journal.drop_many(lib, [it.job_id for it in items])
 
 
-def _file_many(lib: Library, items: list[_Item]) -> list[tuple[Path, IngestResult | PhotoVFSError]]:
+def _file_many(lib: Library, items: list[_Item], clock: Timings | None = None,
+               cleanup: Any = None) -> list[tuple[Path, IngestResult | PhotoVFSError]]:
+    clock = clock or Timings(None)
     out: list[tuple[Path, IngestResult | PhotoVFSError]] = []
     bad = [it for it in items if it.error is not None]
     good = [it for it in items if it.error is None]
@@ -965,8 +1088,19 @@ def _file_many(lib: Library, items: list[_Item]) -> list[tuple[Path, IngestResul
                 raise exc  # KeyboardInterrupt and the like
     if not good:
         return out
-    with filing_lock(lib):
-        out += _file_locked(lib, good)
+    with clock("file (lock held, incl. wait)"), filing_lock(lib):
+        results, done = _file_locked(lib, good, clock)
+        out += results
+    # outside the lock: the journal's terminal states and the staging links (a crash here leaves
+    # `filed`/`dup` jobs, which recovery rolls forward, or stray staging folders it removes)
+    with clock("done (journal)"), lib.write() as s:
+        journal.update_many(s, [(it.job_id, journal.DONE if it.made else journal.DUPLICATE,
+                                 it.data) for it in done])
+    staged = [it.staged for it in done]
+    if cleanup is None:
+        _drop_all_staging(staged, clock)
+    else:
+        cleanup.submit(_drop_all_staging, staged, clock)
     for it in good:
         if isinstance(it.result, IngestResult):
             res = it.result
@@ -978,41 +1112,48 @@ def _file_many(lib: Library, items: list[_Item]) -> list[tuple[Path, IngestResul
     return out
 
 
-def _file_locked(lib: Library, items: list[_Item]) -> list[tuple[Path, IngestResult | PhotoVFSError]]:
+def _file_locked(lib: Library, items: list[_Item], clock: Timings
+                 ) -> tuple[list[tuple[Path, IngestResult | PhotoVFSError]], list[_Item]]:
+    """Dedupe, file, catalog and remove the inbox copies of a prepared chunk (filing lock held).
+
+    Returns the results and the items whose jobs are now `filed`/`dup` (the caller moves them to
+    `done`/`duplicate` and removes their staging links, outside the lock).
+    """
     st = state(lib)
-    # deduplicate: against the catalog (one query per 500) and within the batch
-    digests = sorted({it.digest for it in items})
-    existing: dict[str, Any] = {}
-    with lib.session() as s:
-        for i in range(0, len(digests), 500):
-            for row in s.execute(select(Asset.id, Asset.sha256, Asset.folder, Asset.filename)
-                                 .where(Asset.sha256.in_(digests[i:i + 500]),
-                                        Asset.status != STATUS_TRASHED).order_by(Asset.id)):
-                existing.setdefault(row.sha256, row)
-    first: dict[str, _Item] = {}
-    to_file: list[_Item] = []
-    for it in items:
-        if it.digest in existing:
-            it.dup_of = existing[it.digest]
-        elif it.digest in first:
-            it.dup_of = first[it.digest]
-        else:
-            first[it.digest] = it
-            to_file.append(it)
-    # choose targets: the catalog's names per folder once, then the disk
-    used: dict[str, set[str]] = {}
-    for it in to_file:
-        it.folder = target_folder(lib.config.ingest.template, it.facts.taken_at, it.name)
-        if it.folder not in used:
-            with lib.session() as s:
-                used[it.folder] = {name_key(n) for n in s.scalars(
-                    select(Asset.filename).where(Asset.folder == it.folder))}
-        it.used = used[it.folder]
-        it.filename = _pick_name(lib, it.folder, it.name, it.used)
-        it.target = lib.original_path(it.folder, "") / text_to_fs(it.filename)
+    with clock("file: dedupe + names"):
+        # deduplicate: against the catalog (one query per 500) and within the batch
+        digests = sorted({it.digest for it in items})
+        existing: dict[str, Any] = {}
+        with lib.session() as s:
+            for i in range(0, len(digests), 500):
+                for row in s.execute(select(Asset.id, Asset.sha256, Asset.folder, Asset.filename)
+                                     .where(Asset.sha256.in_(digests[i:i + 500]),
+                                            Asset.status != STATUS_TRASHED).order_by(Asset.id)):
+                    existing.setdefault(row.sha256, row)
+            first: dict[str, _Item] = {}
+            to_file: list[_Item] = []
+            for it in items:
+                if it.digest in existing:
+                    it.dup_of = existing[it.digest]
+                elif it.digest in first:
+                    it.dup_of = first[it.digest]
+                else:
+                    first[it.digest] = it
+                    to_file.append(it)
+            # choose targets: the catalog's names per folder once (same session), then the disk
+            used: dict[str, set[str]] = {}
+            for it in to_file:
+                it.folder = target_folder(lib.config.ingest.template, it.facts.taken_at, it.name)
+                if it.folder not in used:  # catalogued names + what is on disk: one listing
+                    used[it.folder] = {name_key(n) for n in s.scalars(
+                        select(Asset.filename).where(Asset.folder == it.folder))}
+                    used[it.folder] |= _disk_names(lib.original_path(it.folder, ""))
+                it.used = used[it.folder]
+                it.filename = _pick_name(lib, it.folder, it.name, it.used, check_disk=False)
+                it.target = lib.original_path(it.folder, "") / text_to_fs(it.filename)
     created: list[Path] = []
     try:
-        with lib.write() as s:
+        with clock("file: journal filing"), lib.write() as s:
             rows = []
             for it in items:
                 if isinstance(it.dup_of, _Item):
@@ -1030,32 +1171,33 @@ def _file_locked(lib: Library, items: list[_Item]) -> list[tuple[Path, IngestRes
         for it in to_file:
             assert it.target is not None
             st.in_flight.add(it.target)
-        for d in sorted({cast(Path, it.target).parent for it in to_file}):  # targets set above
-            try:
-                created += _makedirs(d)
-            except OSError as exc:  # NoSpace: every file of this batch stays in the inbox
-                for it in to_file:
-                    it.result = exc if isinstance(exc, PhotoVFSError) else Conflict(str(exc))
-                break
-        stopped = False
-        for it in to_file:
-            if it.result is not None:
-                continue
-            if stopped:
-                continue  # not attempted: stays in the inbox, reported by nobody (skipped)
-            try:
-                it.copied = _link_target(lib, it)
-                it.made = True
-            except PhotoVFSError as exc:
-                it.result = exc
-                stopped = isinstance(exc, NoSpace)
-            except OSError as exc:
-                it.result = Conflict(f"cannot file it: {exc.strerror or exc}")
-        filed = [it for it in to_file if it.made]
-        for d in sorted({cast(Path, it.target).parent for it in filed}):
-            fsync_dir(d)  # the new names; the bytes were fdatasync'ed in the pool (or copied+fsync)
+        with clock("file: link + fsync folders"):
+            for d in sorted({cast(Path, it.target).parent for it in to_file}):  # targets set
+                try:
+                    created += _makedirs(d)
+                except OSError as exc:  # NoSpace: every file of this batch stays in the inbox
+                    for it in to_file:
+                        it.result = exc if isinstance(exc, PhotoVFSError) else Conflict(str(exc))
+                    break
+            stopped = False
+            for it in to_file:
+                if it.result is not None:
+                    continue
+                if stopped:
+                    continue  # not attempted: stays in the inbox, reported by nobody (skipped)
+                try:
+                    it.copied = _link_target(lib, it)
+                    it.made = True
+                except PhotoVFSError as exc:
+                    it.result = exc
+                    stopped = isinstance(exc, NoSpace)
+                except OSError as exc:
+                    it.result = Conflict(f"cannot file it: {exc.strerror or exc}")
+            filed = [it for it in to_file if it.made]
+            for d in sorted({cast(Path, it.target).parent for it in filed}):
+                fsync_dir(d)  # the new names; the bytes were fdatasync'ed (or copied + fsync'ed)
         crash_point("linked")
-        with lib.write() as s:
+        with clock("file: catalog"), lib.write() as s:
             rows = []
             _catalog_many(lib, s, filed)
             for it in filed:
@@ -1095,21 +1237,18 @@ def _file_locked(lib: Library, items: list[_Item]) -> list[tuple[Path, IngestRes
     _undo_dirs(created)  # only the ones left empty go
     journal.drop_many(lib, [it.job_id for it in failed])
     # the inbox copies: removed (if still the same inode), one fsync per inbox folder
-    done = [it for it in items if it not in failed]
-    dirs: set[Path] = set()
-    for it in done:
-        if journal.same_file(it.data.get("src"), it.data.get("src_dev"), it.data.get("src_ino")):
-            os.unlink(it.data["src"])
-            dirs.add(Path(it.data["src"]).parent)
-    for d in sorted(dirs):
-        fsync_dir(d)
+    failed_ids = {id(it) for it in failed}
+    done = [it for it in items if id(it) not in failed_ids]
+    with clock("file: remove inbox copies"):
+        dirs: set[Path] = set()
+        for it in done:
+            if journal.same_file(it.data.get("src"), it.data.get("src_dev"),
+                                 it.data.get("src_ino")):
+                os.unlink(it.data["src"])
+                dirs.add(Path(it.data["src"]).parent)
+        for d in sorted(dirs):
+            fsync_dir(d)
     crash_point("removed")
-    for it in done:
-        assert it.staged is not None
-        shutil.rmtree(it.staged.parent, ignore_errors=True)
-    with lib.write() as s:
-        journal.update_many(s, [(it.job_id, journal.DONE if it.made else journal.DUPLICATE,
-                                 it.data) for it in done])
     for it in done:
         if it.made:
             assert it.asset_id is not None
@@ -1120,16 +1259,30 @@ def _file_locked(lib: Library, items: list[_Item]) -> list[tuple[Path, IngestRes
                                      else d.id)
             assert aid is not None
             it.result = IngestResult(aid, "duplicate", _rel(folder, filename), it.name)
-    return [(it.src, it.result) for it in items if it.result is not None]
+    return [(it.src, it.result) for it in items if it.result is not None], done
 
 
-def _pick_name(lib: Library, folder: str, name: str, used: set[str]) -> str:
-    """The first free `name`, `name (2)`... among the folder's catalogued names and on disk."""
+def _disk_names(folder: Path) -> set[str]:
+    """Name keys of a folder's entries (empty when it does not exist yet)."""
+    try:
+        return {name_key(fs_to_text(n)) for n in os.listdir(folder)}
+    except (FileNotFoundError, NotADirectoryError):
+        return set()
+
+
+def _pick_name(lib: Library, folder: str, name: str, used: set[str], *,
+               check_disk: bool = True) -> str:
+    """The first free `name`, `name (2)`... among the folder's catalogued names and on disk.
+
+    `check_disk=False` when `used` already holds the folder's listing (a batch lists each target
+    folder once); a name taken on disk since then makes the link fail and `_link_target` retry.
+    """
     dest_dir = lib.original_path(folder, "")
     n = 1
     while True:
         cand = with_suffix_number(name, n)
-        if name_key(cand) not in used and not os.path.lexists(dest_dir / text_to_fs(cand)):
+        if name_key(cand) not in used and not (
+                check_disk and os.path.lexists(dest_dir / text_to_fs(cand))):
             used.add(name_key(cand))
             return cand
         n += 1
