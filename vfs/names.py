@@ -105,8 +105,11 @@ SIDE_FILE_PATTERNS = (
 _RSYNC_TEMP = re.compile(r"^\..+\.[A-Za-z0-9]{6}$")
 
 
+#: every pattern in one regex: this runs on each path a request resolves (a GET, a FUSE lookup)
+_SIDE_FILE = re.compile("|".join(fnmatch.translate(p) for p in SIDE_FILE_PATTERNS)
+                        + "|" + _RSYNC_TEMP.pattern)
+
+
 def is_side_file(name: str) -> bool:
     """True for desktop side files and temporary names that must never become photos."""
-    if any(fnmatch.fnmatchcase(name, pat) for pat in SIDE_FILE_PATTERNS):
-        return True
-    return bool(_RSYNC_TEMP.match(name))
+    return _SIDE_FILE.match(name) is not None
