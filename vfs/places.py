@@ -45,13 +45,15 @@ def _valid(lat: float | None, lon: float | None) -> bool:
 def locate_many(points: list[tuple[float | None, float | None]]) -> list[tuple[str, str, str] | None]:
     """`locate` for many positions with one nearest-neighbour query (a scan of thousands of
     photos would otherwise spend most of its catalog time in single lookups)."""
-    import reverse_geocode
-
     keys = [(round(lat, 3), round(lon, 3)) if _valid(lat, lon) else None  # type: ignore[arg-type]
             for lat, lon in points]
     todo = sorted({k for k in keys if k is not None})
+    if not todo:
+        return [None] * len(keys)  # no import: reverse_geocode loads scipy and its data (~1.7 s)
+    import reverse_geocode
+
     with _lock:
-        hits = reverse_geocode.search(todo) if todo else []
+        hits = reverse_geocode.search(todo)
     found = {
         k: (_clean(h.get("country"), "Unknown country"), _clean(h.get("state"), UNKNOWN_REGION),
             _clean(h.get("city"), "Unknown place"))
