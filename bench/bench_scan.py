@@ -8,7 +8,7 @@ DateTimeOriginal spread over 12 years, ~40 % with GPS, camera file names that re
 
   plain    walk + read + sha256 + exifread.process_file(details=False), one thread: the floor
            any indexer has to pay (the bytes must be hashed and the EXIF read);
-  read     what the scanner's reader threads do per file (photovfs sha256_file + extract), one
+  read     what the scanner's reader threads do per file (photovfs hash_and_extract), one
            thread, no catalog: separates metadata extraction from catalog writes;
   scan     `Library.open(dir, state_dir=tmp).scan()` on a new catalog (cold);
   rescan   the same call again with nothing changed.
@@ -187,9 +187,9 @@ def phase_plain(root: str) -> dict:
 
 
 def phase_read_path(root: str) -> dict:
-    """What the scanner's reader does per file (sha256_file + extract), one thread, no catalog."""
-    from photovfs.hashing import sha256_file
-    from photovfs.metadata import extract
+    """What the scanner's reader does per file (hash_and_extract: one read for the hash and the
+    metadata), one thread, no catalog."""
+    from photovfs.metadata.extract import hash_and_extract
 
     n = ok = 0
     t0 = time.perf_counter()
@@ -197,8 +197,7 @@ def phase_read_path(root: str) -> dict:
         dirnames.sort()
         for name in sorted(filenames):
             path = Path(dirpath) / name
-            sha256_file(path)
-            ok += extract(path, None).ok
+            ok += hash_and_extract(path, None)[1].ok
             n += 1
     return {"files": n, "seconds": time.perf_counter() - t0, "rss": peak_rss_mb(),
             "check": f"{ok} ok"}
@@ -237,6 +236,13 @@ class _InlineExecutor:
     def map(self, fn, items, chunksize=1):
         return [fn(x) for x in items]
 
+    def submit(self, fn, *args):
+        from concurrent.futures import Future
+
+        done: Future = Future()
+        done.set_result(fn(*args))
+        return done
+
     def __enter__(self):
         return self
 
@@ -246,22 +252,24 @@ class _InlineExecutor:
 
 WATCH = [  # functions whose cumulative time says where a scan goes
     ("Scanner._compare_folder", "scan.py", "_compare_folder"),
-    ("read_file", "scan.py", "read_file"),
-    ("  sha256_file", "hashing.py", "sha256_file"),
-    ("  extract", "extract.py", "extract"),
-    ("    Image.open", "Image.py", "open"),
-    ("    from_pillow (EXIF via Pillow)", "exif.py", "from_pillow"),
-    ("    from_exifread (EXIF gaps)", "exif.py", "from_exifread"),
-    ("    jpeg_problem", "jpeg.py", "jpeg_problem"),
+    ("read_file (hash + extract)", "scan.py", "read_file"),
+    ("  read_once (read + sha256)", "extract.py", "read_once"),
+    ("  _extract", "extract.py", "_extract"),
+    ("    _read_jpeg_fast (JPEG fast path)", "extract.py", "_read_jpeg_fast"),
+    ("    _read_media (general path)", "extract.py", "_read_media"),
+    ("      Image.open", "Image.py", "open"),
+    ("      from_pillow (EXIF via Pillow)", "exif.py", "from_pillow"),
+    ("      from_exifread (EXIF gaps)", "exif.py", "from_exifread"),
+    ("      jpeg_problem", "jpeg.py", "jpeg_problem"),
     ("    _safe_embedded_xmp", "extract.py", "_safe_embedded_xmp"),
-    ("Scanner._store", "scan.py", "_store"),
-    ("  new_asset", "store.py", "new_asset"),
-    ("    _free_name (vname/tname)", "store.py", "_free_name"),
-    ("    apply_facts", "store.py", "apply_facts"),
-    ("      place_id (geocode + lookup)", "store.py", "place_id"),
-    ("    link_facts", "store.py", "link_facts"),
-    ("    ensure_folder", "store.py", "ensure_folder"),
-    ("    Session.flush", "session.py", "flush"),
+    ("Scanner._write (one batch)", "scan.py", "_write"),
+    ("  Scanner._store (changed/moved)", "scan.py", "_store"),
+    ("  insert_originals (new)", "store.py", "insert_originals"),
+    ("    _free_names_bulk (vname/tname)", "store.py", "_free_names_bulk"),
+    ("    locate_many (geocode)", "places.py", "locate_many"),
+    ("    _place_ids", "store.py", "_place_ids"),
+    ("    _link (XMP people/keywords)", "store.py", "_link"),
+    ("    _ensure_folders", "store.py", "_ensure_folders"),
     ("Session.commit (batch)", "session.py", "commit"),
 ]
 
@@ -346,7 +354,7 @@ def run_size(count: int, workdir: Path, bases: int, profile: str) -> tuple[list,
     plain = in_child(phase_plain, str(root))
     rows.append(("plain (read+sha256+exifread)", plain))
     print(f"[{count} files] photovfs read path only ...", flush=True)
-    rows.append(("read path only (sha+extract)", in_child(phase_read_path, str(root))))
+    rows.append(("read path only (hash+extract)", in_child(phase_read_path, str(root))))
     print(f"[{count} files] photovfs scan (cold) ...", flush=True)
     cold = in_child(phase_scan, str(root), str(state))
     rows.append(("photovfs scan, cold", cold))

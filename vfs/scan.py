@@ -9,24 +9,35 @@ batches so that views fill while a scan runs.
 from __future__ import annotations
 
 import os
+import stat
+from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import delete, select
 
 from .catalog.models import STATUS_TRASHED, Asset, Folder
-from .catalog.store import apply_facts, ensure_folder, link_facts, new_assets
-from .hashing import sha256_file
-from .metadata import extract, media_kind
+from .catalog.store import (
+    NewOriginal,
+    WriteCache,
+    apply_facts,
+    ensure_folder,
+    insert_originals,
+    link_facts,
+)
+from .metadata import media_kind
+from .metadata.extract import hash_and_extract
 from .metadata.facts import Facts
 from .names import fs_to_text, is_side_file, text_to_fs
 from .sidecars import state_sidecar
 
 SKIP_DIRS = {"@eaDir", "#recycle", "#snapshot", "$RECYCLE.BIN", "System Volume Information",
              "lost+found", ".Trashes", ".Spotlight-V100", ".fseventsd"}
-BATCH = 200
+BATCH = 200  # files per catalog transaction (views fill while a scan runs)
+CHUNK = 8  # files per reader task: fewer hand-offs between threads
+AHEAD = 3 * BATCH  # files read ahead of the writer at most: memory stays bounded
 
 
 @dataclass
@@ -53,7 +64,7 @@ class _Found:
     asset_id: int | None  # the row to update when the file changed
 
 
-def _sidecar(dirpath: str, name: str, names: set[str]) -> str | None:
+def _sidecar(dirpath: str, name: str, names: set[str] | dict[str, os.DirEntry]) -> str | None:
     stem = name.rpartition(".")[0]
     for cand in (name + ".xmp", name + ".XMP", stem + ".xmp", stem + ".XMP"):
         if cand in names:
@@ -61,26 +72,49 @@ def _sidecar(dirpath: str, name: str, names: set[str]) -> str | None:
     return None
 
 
-def _walk(root: Path, skip: set[Path]) -> Iterator[tuple[str, list[str]]]:
-    """(relative folder as catalog text, media file names) for every folder, in a stable order."""
-    for dirpath, dirnames, filenames in os.walk(root):
-        here = Path(dirpath)
-        dirnames[:] = sorted(
-            d for d in dirnames
+def _walk(root: Path, skip: set[Path]) -> Iterator[tuple[str, Path, dict[str, os.DirEntry]]]:
+    """(relative folder as catalog text, its path, {name: entry} of everything but folders) for
+    every folder, in a stable order: `os.walk` top-down with sorted folders (symlinked folders
+    are not followed), but keeping the directory entries so that no file is looked up twice."""
+    todo = [root]
+    while todo:
+        here = todo.pop()
+        files: dict[str, os.DirEntry] = {}
+        dirs: list[str] = []
+        try:
+            with os.scandir(here) as it:
+                for entry in it:
+                    try:
+                        is_dir = entry.is_dir()
+                    except OSError:
+                        is_dir = False
+                    if not is_dir:
+                        files[entry.name] = entry
+                    elif not entry.is_symlink():
+                        dirs.append(entry.name)
+        except OSError:
+            continue
+        rel = os.path.relpath(here, root)
+        yield ("" if rel == "." else fs_to_text(rel.replace(os.sep, "/"))), here, files
+        subdirs = sorted(
+            d for d in dirs
             if not d.startswith(".") and d not in SKIP_DIRS and (here / d) not in skip
         )
-        rel = os.path.relpath(dirpath, root)
-        folder = "" if rel == "." else fs_to_text(rel.replace(os.sep, "/"))
-        yield folder, sorted(filenames)
+        todo.extend(here / d for d in reversed(subdirs))
 
 
-def read_file(found: _Found) -> tuple[_Found, str | None, Facts | None, str | None]:
-    """Hash and read the metadata of one file (runs in a worker thread or process)."""
+Read = tuple[_Found, str | None, Facts | None, str | None]
+def read_file(found: _Found) -> Read:
+    """Hash and read the metadata of one file, reading it once (runs in a reader thread)."""
     try:
-        digest = sha256_file(found.path)
+        digest, facts = hash_and_extract(found.path, found.sidecar)
     except OSError as exc:
         return found, None, None, f"unreadable: {exc.strerror or exc}"
-    return found, digest, extract(found.path, found.sidecar), None
+    return found, digest, facts, None
+
+
+def read_files(chunk: list[_Found]) -> list[Read]:
+    return [read_file(f) for f in chunk]
 
 
 class Scanner:
@@ -91,6 +125,7 @@ class Scanner:
         self.progress = progress or (lambda n: None)
         self.workers = workers
         self.report = ScanReport()
+        self._cache = WriteCache()
 
     def run(self) -> ScanReport:
         root = self.lib.config.library
@@ -98,9 +133,9 @@ class Scanner:
         changed: list[_Found] = []
         missing: dict[int, str] = {}  # asset id -> sha256 of rows whose file is gone
         visited: set[str] = set()
-        for folder, filenames in _walk(root, skip):
+        for folder, _path, entries in _walk(root, skip):
             visited.add(folder)
-            self._compare_folder(root, folder, filenames, changed, missing)
+            self._compare_folder(root, folder, sorted(entries), changed, missing, entries)
         self._missing_folders(visited, missing)
         self._process(changed, missing)
         self._remove(missing)
@@ -115,9 +150,19 @@ class Scanner:
         with self.lib.write() as s:
             s.execute(text("ANALYZE"))
 
+    def _kept_sidecars(self, folder: str) -> set[str]:
+        """Names in the state folder's sidecar copy of `folder` (sidecars of read-only originals):
+        one listing per folder instead of one lookup per file."""
+        where = state_sidecar(self.lib, folder, "x").parent
+        try:
+            return set(os.listdir(where))
+        except OSError:
+            return set()
+
     def _compare_folder(self, root: Path, folder: str, filenames: list[str],
-                        changed: list[_Found], missing: dict[int, str]) -> None:
-        names = set(filenames)
+                        changed: list[_Found], missing: dict[int, str],
+                        entries: dict[str, os.DirEntry] | None = None) -> None:
+        names = entries if entries is not None else set(filenames)
         with self.lib.session() as s:
             rows = {
                 r.filename: r for r in s.execute(
@@ -127,25 +172,33 @@ class Scanner:
                 )
             }
         base = root / text_to_fs(folder) if folder else root
+        kept: set[str] | None = None
         for raw in filenames:
-            name = fs_to_text(raw)
-            if is_side_file(raw) or media_kind(raw) is None:
+            if media_kind(raw) is None or is_side_file(raw):
                 continue
+            name = fs_to_text(raw)
             path = base / raw
             try:
-                st = path.stat()
+                st = entries[raw].stat() if entries is not None else path.stat()
             except OSError as exc:
                 self.report.errors.append(f"{folder}/{name}: {exc.strerror}")
                 continue
-            if not path.is_file():
+            if not stat.S_ISREG(st.st_mode):
                 continue
             self.report.seen += 1
             side = _sidecar(str(base), raw, names)
             side_path = base / side if side else None
             if side_path is None:  # sidecars of read-only originals live in the state folder
-                kept = state_sidecar(self.lib, folder, name)
-                side_path = kept if kept.exists() else None
-            side_mtime = side_path.stat().st_mtime_ns if side_path else None
+                if kept is None:
+                    kept = self._kept_sidecars(folder)
+                if name + ".xmp" in kept:
+                    side_path = state_sidecar(self.lib, folder, name)
+            side_mtime = None
+            if side_path is not None:
+                try:
+                    side_mtime = side_path.stat().st_mtime_ns
+                except OSError:
+                    side_path = None
             row = rows.pop(name, None)
             if row is not None and row.status != STATUS_TRASHED and (
                 row.size == st.st_size and row.mtime_ns == st.st_mtime_ns
@@ -174,41 +227,57 @@ class Scanner:
             with self.lib.write() as s:
                 s.execute(delete(Folder).where(Folder.path.in_(gone)))
 
-    def _read(self, found: _Found) -> tuple[_Found, str | None, Facts | None, str | None]:
+    def _read(self, found: _Found) -> Read:
         return read_file(found)
 
     def _pool(self) -> ThreadPoolExecutor:
-        """Reader threads: hashing and Pillow release the GIL; metadata parsing does not.
+        """Reader threads: file reads and sha256 release the GIL, so do SQLite's writes on the
+        main thread; the metadata parsing does not.
 
         Worker processes would use both cores for the parsing, but a scan runs inside `serve`
         and `mount` next to their threads, where forking is unsafe and spawning re-imports the
         caller's main module; that trade is left for later (see bench/README.md)."""
-        return ThreadPoolExecutor(self.workers)
+        return ThreadPoolExecutor(self.workers, thread_name_prefix="scan-read")
+
+    def _reads(self, pool: ThreadPoolExecutor, changed: list[_Found]) -> Iterator[Read]:
+        """Every changed file read, in order, with at most AHEAD files in flight."""
+        pending: deque[Future[list[Read]]] = deque()
+        for start in range(0, len(changed), CHUNK):
+            pending.append(pool.submit(read_files, changed[start:start + CHUNK]))
+            if len(pending) * CHUNK >= AHEAD:
+                yield from pending.popleft().result()
+        while pending:
+            yield from pending.popleft().result()
 
     def _process(self, changed: list[_Found], missing: dict[int, str]) -> None:
         by_hash: dict[str, list[int]] = {}
         for aid, sha in missing.items():
             by_hash.setdefault(sha, []).append(aid)
-        batches = [changed[i:i + BATCH] for i in range(0, len(changed), BATCH)]
         with self._pool() as pool:
-            # read batch k+1 while batch k is written to the catalog
-            ahead = [pool.map(read_file, b) for b in batches[:1]]
-            for k in range(len(batches)):
-                if k + 1 < len(batches):
-                    ahead.append(pool.map(read_file, batches[k + 1]))
-                batch = list(ahead.pop(0))
-                with self.lib.write() as s:
-                    fresh = [r for r in batch if not self._store(s, *r, by_hash, missing)]
-                    self._insert(s, fresh)
-                self.progress(len(batch))
+            batch: list[Read] = []
+            for read in self._reads(pool, changed):
+                batch.append(read)
+                if len(batch) >= BATCH:
+                    self._write(batch, by_hash, missing)
+                    batch = []
+            if batch:
+                self._write(batch, by_hash, missing)
+
+    def _write(self, batch: list[Read], by_hash: dict[str, list[int]],
+               missing: dict[int, str]) -> None:
+        """One transaction per batch: changed and moved files through the ORM, new ones in bulk."""
+        with self.lib.write() as s:
+            fresh = [r for r in batch if not self._store(s, *r, by_hash, missing)]
+            self._insert(s, fresh)
+        self.progress(len(batch))
 
     def _insert(self, s, fresh: list) -> None:
-        """New originals of one batch in one flush (permanent names assigned in order)."""
-        assets = new_assets(s, [(f.folder, f.filename, digest, f.size, f.mtime_ns, facts)
-                                for f, digest, facts, _err in fresh])
-        for asset, (found, *_rest) in zip(assets, fresh, strict=True):
-            asset.sidecar_mtime_ns = found.sidecar_mtime_ns
-        self.report.added += len(assets)
+        """New originals of one batch in one executemany (permanent names assigned in order)."""
+        self.report.added += insert_originals(s, [
+            NewOriginal(f.folder, f.filename, digest, f.size, f.mtime_ns, f.sidecar_mtime_ns,
+                        facts)
+            for f, digest, facts, _err in fresh
+        ], self._cache)
 
     def _store(self, s, found: _Found, digest: str | None, facts: Facts | None,
                err: str | None, by_hash: dict[str, list[int]], missing: dict[int, str]) -> bool:

@@ -8,9 +8,11 @@ also makes every view folder free of clashes without per-folder bookkeeping.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import delete, select
+from sqlalchemy import Table, delete, insert, select
 from sqlalchemy.orm import Session
 
 from ..metadata.facts import Facts
@@ -135,18 +137,26 @@ def album_by_path(session: Session, path: str, *, create: bool = True) -> Album 
 
 def link_facts(session: Session, asset: Asset, facts: Facts) -> None:
     """Replace the XMP-derived people and keywords of an asset; add XMP albums (never remove)."""
+    _link(session, asset.id, facts, fresh=False)
+
+
+def _link(session: Session, asset_id: int, facts: Facts, *, fresh: bool) -> None:
+    """`link_facts` by id; `fresh` for a row inserted in this transaction (nothing to replace)."""
     # rejected links ("this is not P") are kept forever, whatever the XMP says
-    rejected = set(
-        session.scalars(
-            select(AssetPerson.person_id).where(
-                AssetPerson.asset_id == asset.id, AssetPerson.rejected.is_(True)
+    rejected: set[int] = set()
+    if not fresh:
+        rejected = set(
+            session.scalars(
+                select(AssetPerson.person_id).where(
+                    AssetPerson.asset_id == asset_id, AssetPerson.rejected.is_(True)
+                )
             )
         )
-    )
-    session.execute(
-        delete(AssetPerson).where(AssetPerson.asset_id == asset.id, AssetPerson.source == "xmp",
-                                  AssetPerson.rejected.is_(False))
-    )
+        session.execute(
+            delete(AssetPerson).where(AssetPerson.asset_id == asset_id,
+                                      AssetPerson.source == "xmp",
+                                      AssetPerson.rejected.is_(False))
+        )
     regions = {r.name: r for r in facts.regions if r.name}
     for name in sorted(set(facts.people) | set(regions)):
         person = person_by_name(session, name)
@@ -154,11 +164,12 @@ def link_facts(session: Session, asset: Asset, facts: Facts) -> None:
             continue
         r = regions.get(name)
         session.add(
-            AssetPerson(asset_id=asset.id, person_id=person.id, source="xmp",
+            AssetPerson(asset_id=asset_id, person_id=person.id, source="xmp",
                         x=r.x if r else None, y=r.y if r else None,
                         w=r.w if r else None, h=r.h if r else None)
         )
-    session.execute(delete(AssetKeyword).where(AssetKeyword.asset_id == asset.id))
+    if not fresh:
+        session.execute(delete(AssetKeyword).where(AssetKeyword.asset_id == asset_id))
     for word in sorted(set(facts.keywords)):
         kid = session.scalar(select(Keyword.id).where(Keyword.name == word))
         if kid is None:
@@ -166,13 +177,13 @@ def link_facts(session: Session, asset: Asset, facts: Facts) -> None:
             session.add(kw)
             session.flush()
             kid = kw.id
-        session.add(AssetKeyword(asset_id=asset.id, keyword_id=kid))
+        session.add(AssetKeyword(asset_id=asset_id, keyword_id=kid))
     for path in facts.albums:
         album = album_by_path(session, path)
         assert album is not None
-        exists = session.get(AlbumAsset, (album.id, asset.id))
+        exists = None if fresh else session.get(AlbumAsset, (album.id, asset_id))
         if exists is None:
-            session.add(AlbumAsset(album_id=album.id, asset_id=asset.id, added_at=datetime.now()))
+            session.add(AlbumAsset(album_id=album.id, asset_id=asset_id, added_at=datetime.now()))
 
 
 def ensure_folder(session: Session, folder: str) -> None:
@@ -244,3 +255,115 @@ def new_assets(session: Session,
     for folder in sorted({it[0] for it in items}):
         ensure_folder(session, folder)
     return assets
+
+
+# ---- bulk insert (scan) --------------------------------------------------------------------------
+@dataclass
+class NewOriginal:
+    """One file to catalogue for the first time (the scanner's unit of work)."""
+
+    folder: str
+    filename: str
+    sha256: str
+    size: int
+    mtime_ns: int
+    sidecar_mtime_ns: int | None
+    facts: Facts
+
+
+@dataclass
+class WriteCache:
+    """Lookups a long run of inserts would otherwise repeat per file: place ids (places are never
+    deleted, so they are kept for a whole scan) and folders known to exist (kept per batch)."""
+
+    places: dict[tuple[str, str, str], int] = field(default_factory=dict)
+    folders: set[str] = field(default_factory=set)
+
+
+def _place_ids(session: Session, wheres: list[tuple[str, str, str] | None],
+               cache: WriteCache) -> list[int | None]:
+    missing = sorted({w for w in wheres if w is not None and w not in cache.places})
+    for where in missing:
+        cache.places[where] = _place_row(session, where)  # type: ignore[assignment]
+    return [cache.places[w] if w is not None else None for w in wheres]
+
+
+def _ensure_folders(session: Session, folders: set[str], cache: WriteCache) -> None:
+    """`ensure_folder` for many folders: one query for those that exist, inserts for the rest."""
+    wanted: set[str] = set()
+    for folder in folders:
+        while folder and folder not in wanted:
+            wanted.add(folder)
+            folder = folder.rpartition("/")[0]
+    wanted -= cache.folders
+    if not wanted:
+        return
+    ordered = sorted(wanted)
+    for i in range(0, len(ordered), 500):
+        cache.folders |= set(session.scalars(
+            select(Folder.path).where(Folder.path.in_(ordered[i:i + 500]))))
+    rows = []
+    for folder in ordered:  # parents sort before their children
+        if folder not in cache.folders:
+            parent, _, name = folder.rpartition("/")
+            rows.append({"path": folder, "parent": parent, "name": name})
+            cache.folders.add(folder)
+    if rows:
+        session.execute(insert(Folder), rows)
+
+
+def _fact_columns(facts: Facts) -> dict[str, Any]:
+    """The columns `apply_facts` sets, except place_id."""
+    when = facts.taken_at
+    return {
+        "media_type": facts.media_type, "mime": facts.mime,
+        "status": "ok" if facts.ok else "corrupt", "error": facts.error,
+        "taken_at": when, "taken_source": facts.taken_source,
+        "tz_offset_min": facts.tz_offset_min,
+        "year": when.year if when else None, "month": when.month if when else None,
+        "day": when.day if when else None,
+        "lat": facts.lat, "lon": facts.lon, "alt": facts.alt,
+        "make": facts.make, "model": facts.model, "lens": facts.lens,
+        "width": facts.width, "height": facts.height,
+        "orientation": facts.orientation, "duration": facts.duration,
+        "content_id": facts.content_id,
+    }
+
+
+def insert_originals(session: Session, items: list[NewOriginal],
+                     cache: WriteCache | None = None) -> int:
+    """Catalogue many new originals with one executemany (no ORM unit of work): the same rows,
+    permanent names, places, folders and XMP links as `new_assets`. Returns how many."""
+    if not items:
+        return 0
+    cache = cache if cache is not None else WriteCache()
+    cache.folders.clear()  # folders may have been removed since the last batch
+    vnames = _free_names_bulk(session, Asset.vname_key, [it.filename for it in items])
+    tnames = _free_names_bulk(session, Asset.tname_key,
+                              [rendition_name(it.filename) for it in items])
+    places = _place_ids(session, locate_many([(it.facts.lat, it.facts.lon) for it in items]),
+                        cache)
+    now = datetime.now()
+    rows = []
+    for it, (vname, vkey), (tname, tkey), place in zip(items, vnames, tnames, places,
+                                                       strict=True):
+        row = _fact_columns(it.facts)
+        row.update(folder=it.folder, filename=it.filename, vname=vname, vname_key=vkey,
+                   tname=tname, tname_key=tkey, sha256=it.sha256, size=it.size,
+                   mtime_ns=it.mtime_ns, sidecar_mtime_ns=it.sidecar_mtime_ns, added_at=now,
+                   place_id=place, stack_id=None)
+        rows.append(row)
+    session.flush()  # moves in this transaction free their old paths first
+    session.connection().execute(insert(cast(Table, Asset.__table__)), rows)
+    linked = [(it, row["vname_key"]) for it, row in zip(items, rows, strict=True)
+              if it.facts.people or it.facts.regions or it.facts.keywords or it.facts.albums]
+    if linked:
+        keys = [key for _, key in linked]
+        ids: dict[str, int] = {}
+        for i in range(0, len(keys), 500):
+            ids.update((k, i_) for i_, k in session.execute(
+                select(Asset.id, Asset.vname_key).where(Asset.vname_key.in_(keys[i:i + 500]))))
+        for it, key in linked:
+            _link(session, ids[key], it.facts, fresh=True)
+    _ensure_folders(session, {it.folder for it in items}, cache)
+    return len(rows)

@@ -8,6 +8,7 @@ order for dates, positions and people can be read top to bottom.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
 import os
@@ -21,11 +22,12 @@ import pillow_heif
 from PIL import Image, ImageFile, IptcImagePlugin, UnidentifiedImageError
 
 from . import exif as exif_mod
+from . import fastjpeg
 from .dates import filename_datetime, parse_exif_datetime, parse_offset
 from .exif import ExifInfo, valid_orientation
 from .facts import Facts, Region
 from .jpeg import jpeg_problem, png_problem
-from .kinds import HEIF_EXTS, QUICKTIME_EXTS, RAW_EXTS, ext_of, media_kind
+from .kinds import HEIF_EXTS, JPEG_EXTS, QUICKTIME_EXTS, RAW_EXTS, ext_of, media_kind
 from .regions import to_displayed
 from .video import BadContainer, VideoInfo, check_heif, read_avi, read_quicktime
 from .xmp import XmpData, find_packets, parse_packets, parse_sidecar
@@ -36,6 +38,73 @@ pillow_heif.register_heif_opener()
 XMP_HEAD_BYTES = 4 * 1024 * 1024
 XMP_TAIL_BYTES = 1024 * 1024
 RAW_HEAD_BYTES = exif_mod.EXIFREAD_MAX_BYTES_TIFF
+HEAD_BYTES = XMP_HEAD_BYTES  # what is kept in memory of each file: every parser's window
+CHUNK = 1024 * 1024
+
+
+@dataclass
+class Preread:
+    """One file read once: its first HEAD_BYTES and, when longer and read to the end, its tail.
+
+    `jpeg` is the parsed header of a well-formed JPEG (the fast path), `jpeg_complete` whether
+    an end-of-image marker follows its first scan (the truncation check).
+    """
+
+    size: int
+    mtime: float
+    head: bytes
+    tail: bytes | None = None  # bytes from max(HEAD_BYTES, size - XMP_TAIL_BYTES) to the end
+    jpeg: fastjpeg.JpegHead | None = None
+    jpeg_complete: bool = False
+
+    def first(self, limit: int) -> bytes:
+        return self.head[:limit]
+
+
+def read_once(path: Path, hasher: hashlib._Hash | None = None) -> Preread:
+    """Read a file for `extract`, feeding every byte to `hasher` when given (OSError when the file
+    cannot be read). Without a hasher only what the parsers need is read; memory stays bounded
+    (HEAD_BYTES + 2 * CHUNK) whatever the file's size."""
+    with open(path, "rb") as fh:
+        st = os.fstat(fh.fileno())
+        # ask for what is there (+1 to see the end): a 4 MB request costs a 4 MB allocation
+        want = HEAD_BYTES if st.st_size >= HEAD_BYTES else st.st_size + 1
+        head = fh.read(want)
+        if len(head) == want < HEAD_BYTES:  # the file grew since fstat
+            head += fh.read(HEAD_BYTES - want)
+        if hasher is not None:
+            hasher.update(head)
+        pre = Preread(st.st_size, st.st_mtime, head)
+        if ext_of(path.name) in JPEG_EXTS and head[:3] == b"\xff\xd8\xff":
+            try:
+                pre.jpeg = fastjpeg.parse_head(head)
+            except fastjpeg.Unsupported:
+                pre.jpeg = None
+            else:
+                # from the end: that is where the marker of a complete file is
+                pre.jpeg_complete = head.rfind(b"\xff\xd9", pre.jpeg.scan_start) >= 0
+        if len(head) < HEAD_BYTES:
+            return pre
+        seek_eoi = pre.jpeg is not None and not pre.jpeg_complete
+        if hasher is None and not seek_eoi:
+            return pre
+        prev = cur = b""
+        last = head[-1:]
+        total = len(head)
+        while chunk := fh.read(CHUNK):
+            if hasher is not None:
+                hasher.update(chunk)
+            if seek_eoi:
+                if chunk.rfind(b"\xff\xd9") >= 0 or (last == b"\xff" and chunk[:1] == b"\xd9"):
+                    pre.jpeg_complete, seek_eoi = True, False
+                    if hasher is None:
+                        return pre
+                last = chunk[-1:]
+            prev, cur = cur, chunk
+            total += len(chunk)
+        if total > HEAD_BYTES:
+            pre.tail = (prev + cur)[-min(XMP_TAIL_BYTES, total - HEAD_BYTES):]
+        return pre
 
 
 @dataclass
@@ -71,17 +140,39 @@ def extract(path: Path, sidecar: Path | None = None) -> Facts:
     The file is only ever opened read-only.
     """
     path = Path(path)
+    try:
+        pre: Preread | None = read_once(path)
+    except Exception:  # unreadable: the general path below says why
+        pre = None
+    return _extract(path, sidecar, pre)
+
+
+def hash_and_extract(path: Path, sidecar: Path | None = None) -> tuple[str, Facts]:
+    """(sha256 hex digest, facts) of a file read once: the scanner's per-file work.
+
+    Raises OSError when the file cannot be read (the facts alone never raise)."""
+    path = Path(path)
+    hasher = hashlib.sha256()
+    pre = read_once(path, hasher)
+    return hasher.hexdigest(), _extract(path, sidecar, pre)
+
+
+def _extract(path: Path, sidecar: Path | None, pre: Preread | None) -> Facts:
     media_type, mime = media_kind(path.name) or ("other", "application/octet-stream")
     facts = Facts(media_type=media_type, mime=mime)
     src = _Sources()
     mtime: float | None = None
     try:
-        st = os.stat(path)
-        mtime = st.st_mtime
-        _read_media(path, st.st_size, facts, src)
+        if pre is None:
+            st = os.stat(path)
+            size, mtime = st.st_size, st.st_mtime
+        else:
+            size, mtime = pre.size, pre.mtime
+        if pre is None or pre.jpeg is None or not _read_jpeg_fast(pre, pre.jpeg, facts, src):
+            _read_media(path, size, facts, src, pre)
     except Exception as exc:  # the contract: extraction never raises for a bad file
         facts.ok, facts.error = False, short_reason(exc)
-    src.embedded = _safe_embedded_xmp(path, src.extra_packets)
+    src.embedded = _safe_embedded_xmp(path, src.extra_packets, pre)
     if sidecar is not None:
         src.sidecar = _safe(parse_sidecar, sidecar)
     try:
@@ -103,15 +194,42 @@ def _safe(fn, *args):  # type: ignore[no-untyped-def]
 # ---------------------------------------------------------------- reading
 
 
-def _read_media(path: Path, size: int, facts: Facts, src: _Sources) -> None:
+def _read_jpeg_fast(pre: Preread, jpeg: fastjpeg.JpegHead, facts: Facts, src: _Sources) -> bool:
+    """What `_read_still` finds in a well-formed JPEG, from the bytes already read; False sends
+    the file down the general path (`fastjpeg` declined it)."""
+    if fastjpeg.frame_too_large(jpeg.width, jpeg.height):
+        return False
+    try:
+        info = fastjpeg.exif_info(jpeg.exif, jpeg.xmp)
+    except Exception as exc:  # Unsupported, or a surprise: the general path decides
+        log.debug("JPEG fast path declined: %r", exc)
+        return False
+    facts.width, facts.height = jpeg.width, jpeg.height
+    src.exif = info
+    src.orientation = info.orientation
+    if jpeg.xmp:
+        src.extra_packets.append(jpeg.xmp)
+    if jpeg.iptc is not None:
+        src.iptc_keywords = _safe(_iptc_block_keywords, jpeg.iptc) or set()
+    if not pre.jpeg_complete:
+        facts.ok, facts.error = False, "truncated JPEG (image data is cut off)"
+    if _exif_gaps(src.exif):
+        src.exif.fill_from(
+            exif_mod.safe(exif_mod.from_exifread, pre.first(exif_mod.EXIFREAD_MAX_BYTES))
+        )
+    return True
+
+
+def _read_media(path: Path, size: int, facts: Facts, src: _Sources,
+                pre: Preread | None = None) -> None:
     if size == 0:
         facts.ok, facts.error = False, "empty file"
         return
     ext = ext_of(path.name)
     if ext in RAW_EXTS:
-        _read_raw(path, ext, facts, src)
+        _read_raw(path, ext, facts, src, pre)
     elif facts.media_type == "image":
-        _read_still(path, ext, size, facts, src)
+        _read_still(path, ext, size, facts, src, pre)
     elif ext in QUICKTIME_EXTS:
         with open(path, "rb") as fh:
             src.video = read_quicktime(fh, size)
@@ -129,7 +247,8 @@ def _open_image(fh: io.BufferedReader | io.BytesIO) -> Image.Image:
         return Image.open(fh)
 
 
-def _read_still(path: Path, ext: str, size: int, facts: Facts, src: _Sources) -> None:
+def _read_still(path: Path, ext: str, size: int, facts: Facts, src: _Sources,
+                pre: Preread | None = None) -> None:
     with open(path, "rb") as fh:
         try:
             im = _open_image(fh)
@@ -152,7 +271,7 @@ def _read_still(path: Path, ext: str, size: int, facts: Facts, src: _Sources) ->
                 facts.ok, facts.error = False, problem
     if ext not in HEIF_EXTS and ext not in ("png", "gif", "webp") and _exif_gaps(src.exif):
         src.exif.fill_from(
-            exif_mod.safe(exif_mod.from_exifread, _head(path, exif_mod.EXIFREAD_MAX_BYTES))
+            exif_mod.safe(exif_mod.from_exifread, _head(path, exif_mod.EXIFREAD_MAX_BYTES, pre))
         )
 
 
@@ -218,7 +337,14 @@ def _structure_problem(path: Path, fmt: str | None, size: int) -> str | None:
 def _iptc_keywords(im: Image.Image) -> set[str]:
     """IPTC-IIM keywords (2:25), as written by Picasa and older tools."""
     # only called for images opened from a JPEG/MPO/TIFF file, i.e. ImageFile instances
-    info = IptcImagePlugin.getiptcinfo(cast(ImageFile.ImageFile, im)) or {}
+    return _iptc_words(IptcImagePlugin.getiptcinfo(cast(ImageFile.ImageFile, im)) or {})
+
+
+def _iptc_block_keywords(block: bytes) -> set[str]:
+    return _iptc_words(fastjpeg.iptc_info(block))
+
+
+def _iptc_words(info: dict) -> set[str]:
     raw = info.get((2, 25))
     values = raw if isinstance(raw, list) else [raw] if raw else []
     words = set()
@@ -232,14 +358,17 @@ def _iptc_keywords(im: Image.Image) -> set[str]:
     return words
 
 
-def _head(path: Path, limit: int) -> bytes:
+def _head(path: Path, limit: int, pre: Preread | None = None) -> bytes:
+    if pre is not None and limit <= HEAD_BYTES:
+        return pre.first(limit)
     with open(path, "rb") as fh:
         return fh.read(limit)
 
 
-def _read_raw(path: Path, ext: str, facts: Facts, src: _Sources) -> None:
+def _read_raw(path: Path, ext: str, facts: Facts, src: _Sources,
+              pre: Preread | None = None) -> None:
     """RAW: a recognised container, or a TIFF structure that exifread can read, counts as ok."""
-    head = _head(path, RAW_HEAD_BYTES)
+    head = _head(path, RAW_HEAD_BYTES, pre)
     problem = raw_problem(ext, head)
     if ext == "raf" and problem is None:
         preview = _raf_preview(path, head)
@@ -292,11 +421,21 @@ def _raf_preview(path: Path, head: bytes) -> bytes | None:
     return data if data.startswith(b"\xff\xd8") else None
 
 
-def _safe_embedded_xmp(path: Path, extra: list[bytes]) -> XmpData | None:
+def _safe_embedded_xmp(path: Path, extra: list[bytes],
+                       pre: Preread | None = None) -> XmpData | None:
     """Embedded XMP: Pillow's copy first, else a scan of the file's head and tail."""
     try:
         packets = [p for blob in extra for p in find_packets(blob)]
-        if not packets:
+        if not packets and pre is not None:
+            packets = find_packets(pre.head)
+            if not packets and pre.size > HEAD_BYTES:
+                tail = pre.tail
+                if tail is None:
+                    with open(path, "rb") as fh:
+                        fh.seek(max(HEAD_BYTES, pre.size - XMP_TAIL_BYTES))
+                        tail = fh.read()
+                packets = find_packets(tail)
+        elif not packets:
             with open(path, "rb") as fh:
                 head = fh.read(XMP_HEAD_BYTES)
                 packets = find_packets(head)
