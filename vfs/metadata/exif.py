@@ -13,6 +13,7 @@ import io
 import logging
 import math
 import struct
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -153,6 +154,20 @@ def from_pillow(im: Image.Image) -> ExifInfo:
     return from_exif(im.getexif())
 
 
+def fill_texts(info: ExifInfo, ifd0: Mapping[int, Any], sub: Mapping[int, Any]) -> None:
+    """The dates, offsets, camera and lens from IFD0 and the Exif sub-IFD (Pillow's parser and
+    the JPEG fast path both hand their tag maps here, so both read the same tags)."""
+    info.datetime_original = clean_text(sub.get(_DTO) or ifd0.get(_DTO))
+    info.datetime_digitized = clean_text(sub.get(_DTD))
+    info.datetime = clean_text(ifd0.get(_IFD0_DATETIME))
+    info.offset_original = clean_text(sub.get(_OFFSET_O))
+    info.offset_digitized = clean_text(sub.get(_OFFSET_D))
+    info.offset = clean_text(sub.get(_OFFSET))
+    info.make = clean_text(ifd0.get(_IFD0_MAKE))
+    info.model = clean_text(ifd0.get(_IFD0_MODEL))
+    info.lens = clean_text(sub.get(_LENS_MODEL))
+
+
 def from_exif(exif: Image.Exif) -> ExifInfo:
     """The values photovfs uses from a parsed EXIF structure."""
     info = ExifInfo()
@@ -160,15 +175,7 @@ def from_exif(exif: Image.Exif) -> ExifInfo:
         return info
     sub = exif.get_ifd(ExifTags.IFD.Exif)
     gps = exif.get_ifd(ExifTags.IFD.GPSInfo)
-    info.datetime_original = clean_text(sub.get(_DTO) or exif.get(_DTO))
-    info.datetime_digitized = clean_text(sub.get(_DTD))
-    info.datetime = clean_text(exif.get(_IFD0_DATETIME))
-    info.offset_original = clean_text(sub.get(_OFFSET_O))
-    info.offset_digitized = clean_text(sub.get(_OFFSET_D))
-    info.offset = clean_text(sub.get(_OFFSET))
-    info.make = clean_text(exif.get(_IFD0_MAKE))
-    info.model = clean_text(exif.get(_IFD0_MODEL))
-    info.lens = clean_text(sub.get(_LENS_MODEL))
+    fill_texts(info, exif, sub)
     info.orientation = valid_orientation(exif.get(_IFD0_ORIENTATION))
     if gps:
         info.gps_ifd = True

@@ -38,7 +38,7 @@ from .exif import (
     ExifInfo,
     _gps,
     apple_content_id,
-    clean_text,
+    fill_texts,
     valid_orientation,
 )
 
@@ -303,15 +303,7 @@ def exif_info(exif: bytes | None, xmp: bytes | None) -> ExifInfo:
         match = _XMP_ORIENTATION.search(xmp)
         if match:
             orientation = int(match[2])
-    info.datetime_original = clean_text(sub.get(_DTO) or ifd0.get(_DTO))
-    info.datetime_digitized = clean_text(sub.get(_DTD))
-    info.datetime = clean_text(ifd0.get(_IFD0_DATETIME))
-    info.offset_original = clean_text(sub.get(_OFFSET_O))
-    info.offset_digitized = clean_text(sub.get(_OFFSET_D))
-    info.offset = clean_text(sub.get(_OFFSET))
-    info.make = clean_text(ifd0.get(_IFD0_MAKE))
-    info.model = clean_text(ifd0.get(_IFD0_MODEL))
-    info.lens = clean_text(sub.get(_LENS_MODEL))
+    fill_texts(info, ifd0, sub)
     info.orientation = valid_orientation(orientation)
     if gps_kept:
         info.gps_ifd = True
