@@ -18,10 +18,11 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def fsync_file(path: Path) -> None:
+def fsync_file(path: Path, *, data_only: bool = False) -> None:
+    """Make a file's bytes durable; `data_only` (fdatasync) skips metadata such as times."""
     fd = os.open(path, os.O_RDONLY)
     try:
-        os.fsync(fd)
+        (os.fdatasync if data_only else os.fsync)(fd)
     finally:
         os.close(fd)
 

@@ -972,14 +972,6 @@ def _staging_for(roots: dict[Path, Path], it: _Item, job_id: int) -> dict[str, A
     return {"staged": os.fsdecode(roots[it.src.parent] / str(job_id) / text_to_fs(it.name))}
 
 
-def _datasync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fdatasync(fd)
-    finally:
-        os.close(fd)
-
-
 def analyse(p: Path) -> tuple[str, Any, dict[str, float]]:
     """verify, sha256 and extract one staged file: (digest, facts, seconds per stage)."""
     t0 = time.perf_counter()
@@ -1026,7 +1018,7 @@ def _prepare(lib: Library, it: _Item, syncs: Any, clock: Timings) -> None:
 
 def _timed_sync(path: Path, clock: Timings) -> None:
     with clock("fdatasync (sync pool)"):
-        _datasync(path)
+        fsync_file(path, data_only=True)
 
 
 def _await_syncs(items: list[_Item]) -> None:
