@@ -117,6 +117,19 @@ def _rel(folder: str, filename: str) -> str:
     return text_to_fs(f"{folder}/{filename}" if folder else filename)
 
 
+def _regular_stat(src: Path, rel: str, skip) -> os.stat_result | None:
+    """The stat of a file to copy, or None after naming why it is skipped."""
+    try:
+        st = os.stat(src)
+    except OSError as exc:
+        skip(rel, f"unreadable: {exc.strerror}")
+        return None
+    if not stat.S_ISREG(st.st_mode):
+        skip(rel, "not a regular file")
+        return None
+    return st
+
+
 def _label(rel: str) -> str:
     return fs_to_text(rel)
 
@@ -461,13 +474,8 @@ def backup(library: Path, dest_url: str, *, max_change: float = 0.20, force: boo
                 continue
             seen = stats.get(rel)
             if seen is None:  # not there when the disk was walked (filed since?): look again
-                try:
-                    st = os.stat(src)
-                except OSError as exc:
-                    skip(rel, f"unreadable: {exc.strerror}")
-                    continue
-                if not stat.S_ISREG(st.st_mode):
-                    skip(rel, "not a regular file")
+                st = _regular_stat(src, rel, skip)
+                if st is None:
                     continue
                 seen = (st.st_size, st.st_mtime_ns)
             if seen != (size, mtime_ns):
@@ -522,13 +530,8 @@ def backup(library: Path, dest_url: str, *, max_change: float = 0.20, force: boo
                 continue
             extra.append((TRASH_PREFIX + sub, Path(file), expected, "trash"))
         for rel, src, expected, group in extra:
-            try:
-                st = os.stat(src)
-            except OSError as exc:
-                skip(rel, f"unreadable: {exc.strerror}")
-                continue
-            if not stat.S_ISREG(st.st_mode):
-                skip(rel, "not a regular file")
+            st = _regular_stat(src, rel, skip)
+            if st is None:
                 continue
             old = prev.get(rel)
             if old is not None and old.size == st.st_size and present.get(rel) == st.st_size and (
