@@ -309,21 +309,14 @@ class PhotoOperations(pyfuse3.Operations):
             up.commit()
 
     async def _set_times(self, path: str, h: Handle | None, attr, fields) -> None:
-        """Times stick on files that are really ours (uploads, inbox, scratch); photos keep the
-        catalog's (utimensat from cp -p or rsync -t is accepted and ignored)."""
-        target = None
+        """The core decides which files keep new times (Library.set_times); a file being
+        written here is its Upload's."""
+        atime = attr.st_atime_ns if fields.update_atime else None
+        mtime = attr.st_mtime_ns if fields.update_mtime else None
         if h is not None and h.upload is not None:
-            target = h.upload.tmp
-        else:
-            node = await self._resolve(path)
-            if node.kind in ("inbox", "scratch") and node.source is not None:
-                target = node.source
-        if target is None:
+            await self._call(h.upload.set_times, atime, mtime)
+        elif not await self._call(self.lib.set_times, path, atime, mtime):
             return
-        st = await self._call(os.stat, target)
-        atime = attr.st_atime_ns if fields.update_atime else st.st_atime_ns
-        mtime = attr.st_mtime_ns if fields.update_mtime else st.st_mtime_ns
-        await self._call(os.utime, target, ns=(atime, mtime))
         self._changed()
 
     @translate

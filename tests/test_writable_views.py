@@ -274,3 +274,23 @@ def test_a_file_copied_into_a_person_folder_is_ingested_or_found_and_tagged(libr
             up.write(new.read_bytes())
             up.commit()
     assert [n.name for n in library.list("by-person")] == ["Ada"]
+
+
+def test_new_times_stick_on_the_users_own_files_and_not_on_photos(library: Library):
+    """One rule for every adapter: inbox and scratch files take `touch`/`cp -p` times; a photo keeps
+    the catalog's (the call is accepted and changes nothing)."""
+    photo = library.resolve("by-date/2021/04/30/IMG_0002.jpg")
+    before = photo.source.stat().st_mtime_ns
+    assert library.set_times(photo.path, None, 1_000_000_000_000_000_000) is False
+    assert photo.source.stat().st_mtime_ns == before
+    with library.begin_write("inbox/notes.xmp") as up:
+        up.write(b"<x/>")
+        up.set_times(None, 978_307_200 * 10**9)  # while uploading: the upload's own file
+        node = up.commit()
+    assert node.source.stat().st_mtime_ns == 978_307_200 * 10**9
+    with library.begin_write("by-date/2021/04/30/.DS_Store") as up:
+        up.write(b"\0")
+        up.commit()
+    assert library.set_times("by-date/2021/04/30/.DS_Store", 5 * 10**9, 7 * 10**9) is True
+    st = library.resolve("by-date/2021/04/30/.DS_Store").source.stat()
+    assert (st.st_atime_ns, st.st_mtime_ns) == (5 * 10**9, 7 * 10**9)

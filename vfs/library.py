@@ -265,6 +265,16 @@ class Library:
             self.scratch.remove(node.path, c.name)
         self.remove(path, actor)
 
+    def set_times(self, path: str, atime_ns: int | None, mtime_ns: int | None) -> bool:
+        """utimensat / `touch` / `cp -p` / `rsync -t`: times stick on files that are really the
+        user's (inbox files, scratch side files); photos keep the catalog's times and the call is
+        accepted and ignored. None keeps that time. Returns whether anything changed."""
+        node = self.resolve(path)
+        if node.kind not in ("inbox", "scratch") or node.source is None:
+            return False
+        set_file_times(node.source, atime_ns, mtime_ns)
+        return True
+
     def copy(self, src: str, dst: str, actor: Actor = SYSTEM, *, overwrite: bool = False) -> Node:
         """COPY / cp / ln: into albums and people by reference; elsewhere the bytes as an upload."""
         node = self.resolve(src)
@@ -354,6 +364,14 @@ class Library:
         return Scanner(self, progress).run()
 
 
+def set_file_times(path: Path, atime_ns: int | None, mtime_ns: int | None) -> None:
+    if atime_ns is None or mtime_ns is None:
+        st = os.stat(path)
+        atime_ns = st.st_atime_ns if atime_ns is None else atime_ns
+        mtime_ns = st.st_mtime_ns if mtime_ns is None else mtime_ns
+    os.utime(path, ns=(atime_ns, mtime_ns))
+
+
 class Upload:
     """Bytes on their way to a virtual path: a temporary file until `commit()` or `abort()`."""
 
@@ -372,6 +390,11 @@ class Upload:
 
     def write(self, data: bytes) -> int:
         return self.file.write(data)
+
+    def set_times(self, atime_ns: int | None, mtime_ns: int | None) -> None:
+        """`touch`/`cp -p` while writing: the upload is the user's own file until it is filed."""
+        self.file.flush()  # bytes written later would move the time again
+        set_file_times(self.tmp, atime_ns, mtime_ns)
 
     def commit(self) -> Node:
         """Make the bytes durable, then hand them to the view; the temporary is consumed."""
