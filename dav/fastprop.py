@@ -5,7 +5,7 @@ manager for each member's dead properties): about 10x slower than rclone on a 10
 This middleware sits behind authentication and answers the PROPFINDs clients actually send (allprop,
 or named live and dead properties) with the same XML wsgidav would produce, and falls through to
 wsgidav for anything else: propname, If headers, and folders where a lock is in force (so that
-lockdiscovery is always wsgidav's). `tests/test_dav_fastprop.py` checks both agree.
+lockdiscovery is always wsgidav's). `tests/test_dav.py` checks that both agree.
 """
 
 from __future__ import annotations
@@ -16,12 +16,14 @@ from urllib.parse import quote
 from xml.sax.saxutils import escape
 
 from defusedxml import ElementTree as SafeET
+from photovfs.catalog.models import DeadProperty
 from photovfs.errors import NotFound, PhotoVFSError
 from photovfs.node import Node
+from sqlalchemy import and_, bindparam, or_, select
 from wsgidav import util
 from wsgidav.mw.base_mw import BaseMiddleware
 
-from .props import _key
+from .props import _key, _under
 from .provider import dav_path
 
 _HREF_SAFE = "/!*'(),$-_|."
@@ -39,6 +41,14 @@ SUPPORTEDLOCK = (
     "</D:lockentry></D:supportedlock>"
 )
 _MAX_BODY = 1 << 16
+
+_DEAD = select(DeadProperty.path, DeadProperty.name, DeadProperty.value).order_by(
+    DeadProperty.name)
+_DEAD_ONE = _DEAD.where(DeadProperty.path == bindparam("key"))
+_DEAD_ALL = _DEAD.where(DeadProperty.path.is_not(None))  # the root folder at depth 1
+_DEAD_UNDER = _DEAD.where(or_(DeadProperty.path == bindparam("key"),
+                              and_(DeadProperty.path >= bindparam("lo"),
+                                   DeadProperty.path < bindparam("hi"))))
 
 
 class FastPropfind(BaseMiddleware):
@@ -127,12 +137,13 @@ class FastPropfind(BaseMiddleware):
             return None
         nodes = [node]
         if depth == "1" and node.is_dir:
-            nodes += self.lib.list(node.path)
+            nodes += self.lib.list(node.path, node)
         dead = self._dead(node, depth)
         mount = environ.get("SCRIPT_NAME", "").rstrip("/")
         out = ['<?xml version="1.0" encoding="utf-8"?>\n<D:multistatus xmlns:D="DAV:">']
+        split = [(clark, *clark[1:].partition("}")[::2]) for clark in names]  # once, not per node
         for n in nodes:
-            out.append(self._response(n, mode, names, dead.get(n.path, {}), mount))
+            out.append(self._response(n, mode, split, dead.get(n.path, _NONE), mount))
         out.append("</D:multistatus>")
         return "".join(out)
 
@@ -141,24 +152,24 @@ class FastPropfind(BaseMiddleware):
         pm = self.wsgidav_app.prop_manager
         if pm is None:
             return {}
-        from photovfs.catalog.models import DeadProperty
-        from sqlalchemy import select
-
-        from .props import _under
-
         key = _key(node.path)
-        cond = _under(key) if depth == "1" else DeadProperty.path == key
-        with self.lib.session() as s:
-            rows = s.execute(select(DeadProperty.path, DeadProperty.name, DeadProperty.value)
-                             .where(cond).order_by(DeadProperty.name)).all()
+        with self.lib.engine.connect() as c:
+            if depth == "1" and key and c.dialect.name == "sqlite":
+                # key and keys below it: an index range (SQLite compares bytes), not a LIKE scan
+                rows = c.execute(_DEAD_UNDER, {"key": key, "lo": key + "/",
+                                               "hi": key + "0"}).all()  # '0' follows '/'
+            elif depth == "1" and key:  # other databases may collate by locale: LIKE is safe
+                rows = c.execute(_DEAD.where(_under(key))).all()
+            else:
+                rows = c.execute(_DEAD_ALL if depth == "1" else _DEAD_ONE, {"key": key}).all()
         out: dict[str, dict[str, str]] = {}
         for p, name, value in rows:
             out.setdefault(p, {})[name] = value
         return out
 
     # ---- response ----------------------------------------------------------------------------
-    def _response(self, n: Node, mode: str, names: list[str], dead: dict[str, str],
-                  mount: str) -> str:
+    def _response(self, n: Node, mode: str, names: list[tuple[str, str, str]],
+                  dead: dict[str, str], mount: str) -> str:
         href = quote(mount + dav_path(n.path, n.is_dir), safe=_HREF_SAFE)
         found: list[str] = []
         missing: list[str] = []
@@ -173,8 +184,7 @@ class FastPropfind(BaseMiddleware):
             for value in dead.values():
                 found.append(_strip_decl(value))
         else:
-            for clark in names:
-                uri, _, local = clark[1:].partition("}")
+            for clark, uri, local in names:
                 if uri == "DAV:":
                     if local in LIVE:
                         value = _live(n, local)
@@ -216,27 +226,48 @@ def _rfc1123(t: int) -> str:
     return util.get_rfc1123_time(t)
 
 
+def _resourcetype(n: Node) -> str:
+    return "<D:resourcetype><D:collection/></D:resourcetype>" if n.is_dir else \
+        "<D:resourcetype/>"
+
+
+def _displayname(n: Node) -> str:
+    return f"<D:displayname>{escape(n.name)}</D:displayname>"
+
+
+def _creationdate(n: Node) -> str | None:
+    return f"<D:creationdate>{_rfc3339(int(n.mtime))}</D:creationdate>" if n.mtime else None
+
+
+def _getlastmodified(n: Node) -> str | None:
+    return f"<D:getlastmodified>{_rfc1123(int(n.mtime))}</D:getlastmodified>" \
+        if n.mtime else None
+
+
+def _getcontentlength(n: Node) -> str | None:
+    return None if n.is_dir else f"<D:getcontentlength>{n.size}</D:getcontentlength>"
+
+
+def _getcontenttype(n: Node) -> str | None:
+    return None if n.is_dir else \
+        f"<D:getcontenttype>{escape(n.content_type)}</D:getcontenttype>"
+
+
+def _getetag(n: Node) -> str | None:
+    return f"<D:getetag>{escape(n.etag)}</D:getetag>" if n.etag and not n.is_dir else None
+
+
+#: one function per live property: a PROPFIND of a folder asks each for every member
+_LIVE = {"resourcetype": _resourcetype, "displayname": _displayname,
+         "creationdate": _creationdate, "getlastmodified": _getlastmodified,
+         "getcontentlength": _getcontentlength, "getcontenttype": _getcontenttype,
+         "getetag": _getetag}
+_NONE: dict[str, str] = {}
+
+
 def _live(n: Node, name: str) -> str | None:
-    if name == "resourcetype":
-        return "<D:resourcetype><D:collection/></D:resourcetype>" if n.is_dir else \
-            "<D:resourcetype/>"
-    if name == "displayname":
-        return f"<D:displayname>{escape(n.name)}</D:displayname>"
-    if name == "creationdate":
-        return f"<D:creationdate>{_rfc3339(int(n.mtime))}</D:creationdate>" \
-            if n.mtime else None
-    if name == "getlastmodified":
-        return f"<D:getlastmodified>{_rfc1123(int(n.mtime))}</D:getlastmodified>" \
-            if n.mtime else None
-    if n.is_dir:
-        return None
-    if name == "getcontentlength":
-        return f"<D:getcontentlength>{n.size}</D:getcontentlength>"
-    if name == "getcontenttype":
-        return f"<D:getcontenttype>{escape(n.content_type)}</D:getcontenttype>"
-    if name == "getetag":
-        return f"<D:getetag>{escape(n.etag)}</D:getetag>" if n.etag else None
-    return None
+    fn = _LIVE.get(name)
+    return fn(n) if fn else None
 
 
 def _strip_decl(xml: str) -> str:

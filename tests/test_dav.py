@@ -346,6 +346,25 @@ def test_the_fast_propfind_includes_dead_properties(dav):
         "00000020"
 
 
+def test_the_fast_propfind_takes_dead_properties_of_that_folder_only(dav):
+    """Sibling folders whose names extend the listed one ('sub', 'sub b', 'sub0') keep theirs."""
+    for folder in ("sub", "sub b", "sub0"):
+        dav.request("MKCOL", f"inbox/{folder}/")
+        dav.request("PUT", f"inbox/{folder}/f.txt", data=b"p")
+    dav.request("PROPPATCH", "inbox/sub/f.txt", data=WIN32_PROPPATCH)
+    assert dav.request("PROPPATCH", "inbox/sub b/", data=WIN32_PROPPATCH).status_code == 207
+    dav.request("PROPPATCH", "inbox/sub0/f.txt", data=WIN32_PROPPATCH)
+    fast, slow = _slow_and_fast(dav, "inbox/sub/", None)
+    assert fast == slow
+    attr = "{urn:schemas-microsoft-com:}Win32FileAttributes"
+    assert fast["/inbox/sub/f.txt"][attr] == "00000020"
+    assert attr not in fast["/inbox/sub/"]
+    fast, slow = _slow_and_fast(dav, "inbox/", None)
+    assert fast == slow
+    assert fast["/inbox/sub b/"][attr] == "00000020"
+    assert attr not in fast["/inbox/sub0/"]
+
+
 def test_a_folder_with_a_lock_is_listed_by_wsgidav_with_its_lockdiscovery(dav):
     dav.request("MKCOL", "inbox/lockdir/")
     dav.request("PUT", "inbox/lockdir/f.txt", data=b"f")

@@ -139,13 +139,15 @@ class Library:
                 return self.scratch.node(join(parts[:-1]), parts[-1])  # an empty placeholder
             raise
 
-    def list(self, path: str) -> list[Node]:
-        """The children of a folder (NotAFolder for a file)."""
+    def list(self, path: str, node: Node | None = None) -> list[Node]:
+        """The children of a folder (NotAFolder for a file). `node`: the folder as the caller
+        just resolved it (a PROPFIND resolves, then lists: one catalog probe fewer)."""
         parts = split_path(path)
         if not parts:
             return [Node(path=name, name=name, is_dir=True, writable=name in NEW_FILE_VIEWS)
                     for name in self.views]
-        node = self._view(parts).resolve(parts[1:])
+        if node is None or node.path != join(parts):
+            node = self._view(parts).resolve(parts[1:])
         if not node.is_dir:
             raise NotAFolder()
         children = self._view(parts).list(parts[1:])

@@ -18,6 +18,12 @@ COLUMNS = (Asset.year, Asset.month, Asset.day)
 #: and a GET resolves one of these per request
 _ONE = visible_assets().where(*(c == bindparam(c.key) for c in COLUMNS),
                               Asset.vname_key == bindparam("vname_key"))
+#: a day folder's photos, and an existence probe per depth (year, month, day): prepared once, as
+#: every PROPFIND and FUSE lookup of a folder runs them
+_DAY = visible_assets().where(*(c == bindparam(c.key) for c in COLUMNS)).order_by(Asset.vname)
+_PROBES = tuple(select(Asset.id).where(is_visible(Asset.status),
+                                       *(c == bindparam(c.key) for c in COLUMNS[:depth]))
+                .limit(1) for depth in (1, 2, 3))
 
 
 def _parse(rest: tuple[str, ...]) -> tuple[int, ...]:
@@ -40,11 +46,8 @@ class ByDate(View):
         if len(rest) <= 3:
             values = _parse(rest)
             if values:  # one indexed existence probe, not a walk over sibling folders
-                with self.lib.session() as s:
-                    hit = s.connection().execute(
-                        select(Asset.id).where(is_visible(Asset.status), *self._where(values))
-                        .limit(1)).first()
-                if hit is None:
+                params = {c.key: v for c, v in zip(COLUMNS, values, strict=False)}
+                if self.first(_PROBES[len(values) - 1], params) is None:
                     raise NotFound()
             return self.folder(*rest)
         if len(rest) == 4:
@@ -60,7 +63,8 @@ class ByDate(View):
     def list(self, rest: tuple[str, ...]) -> list[Node]:
         values = _parse(rest)
         if len(values) == 3:
-            nodes = self.assets(visible_assets().where(*self._where(values)), *rest)
+            nodes = self.assets(_DAY, *rest, params=dict(zip(("year", "month", "day"), values,
+                                                             strict=True)))
             if not nodes:
                 raise NotFound()
             return nodes
