@@ -419,6 +419,56 @@ def print_ratios(rows: list[Row]) -> None:
                   f"{r.seq_requests.cpu_ms:.2f} ms, http.client {r.seq_http.cpu_ms:.2f} ms")
 
 
+# ---- interleaved: the same load for every server ---------------------------------------------
+def start_baseline(root: Path, tree: Path) -> Peer:
+    """photovfs from another source tree (a package folder `photovfs/` with `dav/` inside, e.g.
+    an export of the last commit): before/after in the same run."""
+    base, stop = start_child("photovfs", root, {"PYTHONPATH": str(tree)})
+    return Peer("photovfs (baseline)", base, stop, folder=None, big=None,
+                small="/by-date/2020/01/02/", thumbs="/thumbnails/by-date/2020/01/02/")
+
+
+def interleaved(root: Path, seconds: float, rounds: int, baseline: Path | None = None) -> None:
+    """Small GETs and cached rendition GETs with all servers up at once, in short alternating
+    slices: on a shared machine the load changes from second to second, and servers measured one
+    after the other (the table above) can differ by 2x for that alone."""
+    peers = [start_photovfs(root, fast=True), start_rclone(root), start_hello(root)]
+    if baseline is not None:
+        peers.insert(1, start_baseline(root, baseline))
+    peers = [p for p in peers if p is not None]
+    targets: list[tuple[str, list[str]]] = []
+    for peer in peers:
+        targets.append((f"{peer.name}: small GETs", peer.urls(peer.small)))
+        if peer.thumbs:
+            thumbs = peer.urls(peer.thumbs)
+            for u in thumbs:  # render them once: the row measures cached renditions
+                requests.get(u, timeout=300).raise_for_status()
+            targets.append((f"{peer.name}: cached rendition GETs", thumbs))
+    done = {name: [0, 0, 0.0] for name, _ in targets}
+    try:
+        for _name, urls in targets:
+            httpclient_gets(urls, 0.3)  # warm
+        for _ in range(rounds):
+            for name, urls in targets:
+                r = httpclient_gets(urls, seconds / rounds)
+                done[name][0] += round(r.per_s * seconds / rounds)
+                done[name][1] += r.errors
+                done[name][2] += seconds / rounds
+    finally:
+        for peer in peers:
+            peer.stop()
+    rates = {name: n / secs for name, (n, _e, secs) in done.items()}
+    rclone = rates.get("rclone serve webdav: small GETs")
+    hello = rates.get("cheroot hello-world (ceiling): small GETs")
+    print(f"\ninterleaved ({rounds} rounds, http.client, sequential keep-alive; load average "
+          f"{os.getloadavg()[0]:.1f}):")
+    for name, per_s in rates.items():
+        notes = [f"{per_s / rclone:.2f}x rclone" if rclone else "",
+                 f"{per_s / hello:.2f}x hello-world" if hello else ""]
+        print(f"  {name:<50} {per_s:7.0f}/s  {done[name][1]} errors  "
+              + ", ".join(n for n in notes if n))
+
+
 # ---- profile ---------------------------------------------------------------------------------
 AREAS = (("cheroot/", "cheroot (HTTP parsing, sockets, threads)"), ("wsgidav/", "wsgidav"),
          ("/dav/", "photovfs dav adapter"), ("/vfs/", "photovfs core"),
@@ -476,7 +526,15 @@ def main() -> int:
     ap.add_argument("--keep", type=Path, default=None, help="reuse/keep the library in this folder")
     ap.add_argument("--seconds", type=float, default=3.0, help="length of each GET run")
     ap.add_argument("--profile", action="store_true", help="then profile photovfs's small GETs")
+    ap.add_argument("--rounds", type=int, default=6,
+                    help="slices of the interleaved small-GET comparison (0: skip it)")
+    ap.add_argument("--only-interleaved", action="store_true",
+                    help="skip the table: only the interleaved small-GET comparison")
+    ap.add_argument("--baseline", type=Path, default=None,
+                    help="also serve photovfs from this source tree in the interleaved comparison "
+                         "(a folder holding photovfs/, with dav/ inside: e.g. the last commit)")
     args = ap.parse_args()
+    log(f"load average at start: {os.getloadavg()}")
     root = args.keep or Path(tempfile.mkdtemp(prefix="bench-dav-")) / "Photos"
     t = time.perf_counter()
     make_library(root, args.photos)
@@ -491,6 +549,9 @@ def main() -> int:
     log(f"scan: {time.perf_counter() - t:.1f}s")
 
     rows = []
+    if args.only_interleaved:
+        interleaved(root, args.seconds * 3, max(args.rounds, 1), args.baseline)
+        return 0
     for start in (lambda: start_photovfs(root, fast=True), lambda: start_photovfs(root, fast=False),
                   lambda: start_wsgidav_fs(root), lambda: start_rclone(root),
                   lambda: start_hello(root)):
@@ -505,6 +566,8 @@ def main() -> int:
         log("note: apache2 is not installed: Apache mod_dav not measured")
     print_table(rows)
     print_ratios(rows)
+    if args.rounds:
+        interleaved(root, args.seconds * 3, args.rounds, args.baseline)
     if args.profile:
         profile_photovfs(root, args.seconds)
     if args.keep is None:

@@ -9,11 +9,21 @@ wsgidav for everything else, so that error pages stay wsgidav's own: folders (di
 missing paths, core errors, request bodies, `Depth` other than 0, `If:` and `If-Range` headers,
 multi-range and unsatisfiable ranges, failed preconditions other than 304, unreadable files.
 `tests/test_dav_fastget.py` compares both paths header by header and byte by byte.
+
+Photos and renditions that were just served are remembered (`NodeCache`) for as long as the
+catalog has not changed: SQLite's `PRAGMA data_version` on a connection of our own moves with every
+commit by any other connection, in this process or another (scanner, FUSE, a second server). A
+repeated GET then skips the path parsing, the catalog query and, for a rendition, the cache lookup
+and stat: the small GETs a slideshow or a grid of thumbnails makes.
 """
 
 from __future__ import annotations
 
+import os
+import sqlite3
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from functools import lru_cache
 from typing import BinaryIO
@@ -43,6 +53,7 @@ class FastGet(BaseMiddleware):
         self.lib = config["photovfs"]["library"]
         self.block_size: int = config.get("block_size") or _DEFAULT_BLOCK
         self.extra_headers: list[tuple[str, str]] = list(config.get("response_headers") or ())
+        self.nodes = NodeCache(self.lib)
 
     def is_disabled(self) -> bool:
         return False
@@ -52,6 +63,12 @@ class FastGet(BaseMiddleware):
         if method not in ("GET", "HEAD") or not _plain(environ):
             return self.next_app(environ, start_response)
         path = environ["PATH_INFO"]
+        node, version = self.nodes.get(path)
+        if node is not None:
+            answer = self._answer(environ, start_response, node, method == "HEAD", cached=True)
+            if answer is not None:
+                return answer
+            self.nodes.forget(path)  # changed on disk since: look it up again
         try:
             node = self.lib.resolve(vpath(path))
         except PhotoVFSError:  # 404 and every other error: wsgidav's own page
@@ -61,14 +78,20 @@ class FastGet(BaseMiddleware):
             environ.setdefault("photovfs.nodes", {})[vpath(path)] = node
             return self.next_app(environ, start_response)
         answer = self._answer(environ, start_response, node, method == "HEAD")
+        if answer is not None and version is not None:
+            self.nodes.put(path, node, version)
         if answer is None:
             environ.setdefault("photovfs.nodes", {})[vpath(path)] = node
             return self.next_app(environ, start_response)
         return answer
 
     def _answer(self, environ: dict, start_response: StartResponse, node: Node,
-                head: bool) -> Iterable[bytes] | None:
-        """The response, or None to let wsgidav answer (it then produces the same status)."""
+                head: bool, cached: bool = False) -> Iterable[bytes] | None:
+        """The response, or None to let wsgidav answer (it then produces the same status).
+        A `cached` node is first checked against its file (None when the size changed)."""
+        st = _stat(node) if cached else None
+        if cached and (st is None or st.st_size != node.size):
+            return None  # changed on disk since it was remembered: look it up again
         etag = _etag(node)
         if etag is False:
             return None
@@ -83,17 +106,24 @@ class FastGet(BaseMiddleware):
         span = _range(environ, node.size)
         if span is False:
             return None
-        fh = None
-        if not head:
+        fh = data = None
+        if not head and st is not None and node.size <= SMALL_FILE:
+            data = self.nodes.content(node.source_str, st)  # type: ignore[arg-type]
+        if not head and data is None:
             try:
                 fh = open(node.source_str, "rb", buffering=0)  # noqa: SIM115 - closed by _body
             except OSError:
                 return None  # wsgidav maps the error (404, 403...) to its page
+            if st is not None and node.size <= SMALL_FILE:
+                data = self.nodes.read_content(fh, node.source_str, st)  # type: ignore[arg-type]
+                fh = None
         start, length = span if span else (0, node.size)
         headers = self._headers(node, etag, length)
         if span:
             headers.append(("Content-Range", f"bytes {start}-{start + length - 1}/{node.size}"))
         start_response("206 Partial Content" if span else "200 OK", headers)
+        if data is not None:
+            return [data[start:start + length]] if length else []
         if fh is None:
             return [b""]
         return _body(fh, start, length, self.block_size)
@@ -110,6 +140,109 @@ class FastGet(BaseMiddleware):
         headers.append(("Accept-Ranges", "bytes"))
         headers.extend(self.extra_headers)
         return headers
+
+
+#: remembered files up to this size are also kept in memory (thumbnails, small photos) ...
+SMALL_FILE = 256 << 10
+#: ... up to this many bytes in all
+CONTENT_BUDGET = 32 << 20
+
+
+class NodeCache:
+    """Nodes of files served lately, by request path, valid while the catalog is unchanged; and
+    the bytes of the small ones, by real file, valid while the file's size, mtime and inode are.
+
+    Only catalogued photos and renditions are kept (their answer comes from the catalog alone);
+    inbox, scratch and trash files are looked up every time. Without SQLite, nothing is kept."""
+
+    KINDS = ("asset", "rendition")
+
+    def __init__(self, lib, size: int = 4096) -> None:
+        self.size = size
+        self._nodes: OrderedDict[str, Node] = OrderedDict()
+        self._content: OrderedDict[str, tuple[tuple[int, int, int], bytes]] = OrderedDict()
+        self._held = 0
+        self._lock = threading.Lock()
+        self._version = -1
+        self._conn: sqlite3.Connection | None = None
+        url = lib.engine.url
+        if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+            # never writes: its data_version changes exactly when another connection commits
+            self._conn = sqlite3.connect(url.database, check_same_thread=False,
+                                         isolation_level=None)
+
+    def get(self, path: str) -> tuple[Node | None, int | None]:
+        """(the node, or None) and the catalog version a node found now may be kept under."""
+        if self._conn is None:
+            return None, None
+        with self._lock:
+            try:
+                version = self._conn.execute("PRAGMA data_version").fetchone()[0]
+            except sqlite3.Error:
+                return None, None
+            if version != self._version:
+                self._nodes.clear()
+                self._version = version
+                return None, version
+            node = self._nodes.get(path)
+            if node is not None:
+                self._nodes.move_to_end(path)
+            return node, version
+
+    def put(self, path: str, node: Node, version: int) -> None:
+        """Keep `node` unless the catalog moved on since `get` (it may be older than that)."""
+        if node.kind not in self.KINDS:
+            return
+        with self._lock:
+            if version != self._version:
+                return
+            self._nodes[path] = node
+            if len(self._nodes) > self.size:
+                self._nodes.popitem(last=False)
+
+    def forget(self, path: str) -> None:
+        with self._lock:
+            self._nodes.pop(path, None)
+
+    def content(self, source: str, st: os.stat_result) -> bytes | None:
+        """The bytes of `source` read earlier, if the file is still the one they were read from."""
+        with self._lock:
+            hit = self._content.get(source)
+            if hit is None or hit[0] != _stamp(st):
+                return None
+            self._content.move_to_end(source)
+            return hit[1]
+
+    def read_content(self, fh: BinaryIO, source: str, st: os.stat_result) -> bytes:
+        """Read a small file whole (and close it); keep its bytes when the open file is the one
+        `st` describes, so a replacement between stat and open is never remembered."""
+        try:
+            data = fh.read(st.st_size + 1)
+            same = _stamp(os.fstat(fh.fileno())) == _stamp(st) and len(data) == st.st_size
+        finally:
+            fh.close()
+        if same:
+            with self._lock:
+                old = self._content.pop(source, None)
+                self._held += len(data) - (len(old[1]) if old else 0)
+                self._content[source] = (_stamp(st), data)
+                while self._held > CONTENT_BUDGET:
+                    _key, (_st, dropped) = self._content.popitem(last=False)
+                    self._held -= len(dropped)
+        return data
+
+
+def _stamp(st: os.stat_result) -> tuple[int, int, int]:
+    return st.st_size, st.st_mtime_ns, st.st_ino
+
+
+def _stat(node: Node) -> os.stat_result | None:
+    """The file of a remembered node (a rendition may have been evicted and made again, an
+    original replaced behind the catalog's back): one stat, against a wrong Content-Length."""
+    try:
+        return os.stat(node.source_str)  # type: ignore[arg-type]
+    except OSError:
+        return None
 
 
 def _plain(environ: dict) -> bool:

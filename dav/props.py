@@ -9,7 +9,7 @@ from __future__ import annotations
 from urllib.parse import unquote
 
 from photovfs.catalog.models import DeadProperty
-from sqlalchemy import delete, or_, select
+from sqlalchemy import and_, bindparam, delete, or_, select
 
 
 def _key(ref_url: str) -> str:
@@ -25,6 +25,13 @@ def _under(key: str):
         return DeadProperty.path.is_not(None)
     like = key.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "/%"
     return or_(DeadProperty.path == key, DeadProperty.path.like(like, escape="\\"))
+
+
+#: any row at or below one of three paths (see any_under); prepared once, a COPY runs it each time
+_ANY_UNDER_3 = select(DeadProperty.path).where(or_(*(
+    or_(DeadProperty.path == bindparam(f"k{i}"),
+        and_(DeadProperty.path >= bindparam(f"lo{i}"), DeadProperty.path < bindparam(f"hi{i}")))
+    for i in range(3)))).limit(1)
 
 
 class CatalogPropertyManager:
@@ -50,6 +57,21 @@ class CatalogPropertyManager:
         key = _key(folder_url)
         with self.lib.session() as s:
             return set(s.scalars(select(DeadProperty.path).distinct().where(_under(key))))
+
+    def any_under(self, keys: list[str]) -> bool:
+        """Whether any of these (at most 3) virtual paths, or a path below one, has dead
+        properties: one read that lets a COPY or MOVE skip the write transactions that would move
+        none. On SQLite a prepared statement of index ranges (it compares bytes: '0' follows '/');
+        other databases may collate by locale, so they get the LIKE form."""
+        keys = (list(keys) * 3)[:3]
+        with self.lib.engine.connect() as c:
+            if c.dialect.name == "sqlite":
+                params = {}
+                for i, k in enumerate(keys):
+                    params.update({f"k{i}": k, f"lo{i}": k + "/", f"hi{i}": k + "0"})
+                return c.execute(_ANY_UNDER_3, params).first() is not None
+            return c.execute(select(DeadProperty.path).where(or_(*(_under(k) for k in keys)))
+                             .limit(1)).first() is not None
 
     # ---- writes ------------------------------------------------------------------------------
     def write_property(self, norm_url, name, property_value, dry_run=False, environ=None):

@@ -25,6 +25,7 @@ from wsgidav.request_resolver import RequestResolver
 from wsgidav.wsgidav_app import WsgiDAVApp
 
 from .auth import PhotoDomainController
+from .fastcopy import FastCopy
 from .fastget import FastGet
 from .fastprop import FastPropfind
 from .guard import Guard
@@ -57,16 +58,18 @@ def close_lock_storage(lib) -> None:
 
 
 def make_app(lib, *, users: Users | None = None, fast_propfind: bool = True, fast_get: bool = True,
-             verbose: int = 1):
-    """The WSGI application: Guard -> wsgidav (errors, auth, fast PROPFIND and GET, browser,
-    provider). The fast paths answer after authentication; `fast_*=False` is wsgidav alone, which
-    tests and benchmarks compare them with."""
+             fast_copy: bool = True, verbose: int = 1):
+    """The WSGI application: Guard -> wsgidav (errors, auth, fast PROPFIND, GET and COPY/MOVE into
+    albums, browser, provider). The fast paths answer after authentication; `fast_*=False` is
+    wsgidav alone, which tests and benchmarks compare them with."""
     users = users if users is not None else users_for(lib.config.users_file)
     stack = [ErrorPrinter, HTTPAuthenticator]
     if fast_propfind:
         stack.append(FastPropfind)
     if fast_get:
         stack.append(FastGet)
+    if fast_copy:
+        stack.append(FastCopy)
     stack += [WsgiDavDirBrowser, RequestResolver]
     config = {
         "provider_mapping": {"/": PhotoProvider(lib)},

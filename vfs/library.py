@@ -277,11 +277,15 @@ class Library:
         set_file_times(node.source, atime_ns, mtime_ns)
         return True
 
-    def copy(self, src: str, dst: str, actor: Actor = SYSTEM, *, overwrite: bool = False) -> Node:
-        """COPY / cp / ln: into albums and people by reference; elsewhere the bytes as an upload."""
-        node = self.resolve(src)
+    def copy(self, src: str, dst: str, actor: Actor = SYSTEM, *, overwrite: bool = False,
+             resolved: tuple[Node, Node | None] | None = None) -> Node:
+        """COPY / cp / ln: into albums and people by reference; elsewhere the bytes as an upload.
+
+        `resolved`: (the node at `src`, the node at `dst` or None) when the caller has just
+        resolved both (WebDAV's fast COPY into albums must know them before it writes): the
+        core does not look them up a second time."""
+        node, existing = resolved if resolved is not None else (self.resolve(src), self._maybe(dst))
         dparts = split_path(dst)
-        existing = self._maybe(dst)
         if existing is not None and not overwrite:
             raise Exists()
         if node.is_dir:
@@ -295,14 +299,15 @@ class Library:
                 shutil.copyfileobj(fh, up, 1 << 20)
             return up.commit()
 
-    def move(self, src: str, dst: str, actor: Actor = SYSTEM, *, overwrite: bool = False) -> Node:
+    def move(self, src: str, dst: str, actor: Actor = SYSTEM, *, overwrite: bool = False,
+             resolved: tuple[Node, Node | None] | None = None) -> Node:
         """MOVE / rename. Within a view the view decides; across views it is an add by reference
-        (albums, people), a restore (out of trash) or an upload (into inbox)."""
+        (albums, people), a restore (out of trash) or an upload (into inbox). `resolved` as for
+        `copy`."""
         sparts, dparts = split_path(src), split_path(dst)
         if len(sparts) < 2 or len(dparts) < 2:
             raise ReadOnly("the views themselves cannot be moved")
-        node = self.resolve(src)
-        existing = self._maybe(dst)
+        node, existing = resolved if resolved is not None else (self.resolve(src), self._maybe(dst))
         if existing is not None and not overwrite and not sparts[0] == "trash":
             raise Exists()
         if self._scratch_folder(sparts) or node.kind == "scratch":

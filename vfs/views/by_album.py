@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, or_, select
 
 from ..catalog.models import Album, AlbumAsset, Asset
 from ..catalog.store import album_by_path
@@ -24,8 +24,18 @@ VNAME_VIEWS = ("by-date", "by-place", "by-album", "by-person")  # views naming a
 #: built once: these run several times per request (resolve, copy, PUT into an album)
 _ALBUM = select(Album.id, Album.path, Album.created_at).where(
     Album.path_key == bindparam("path_key"), Album.trashed.is_(False))
-_MEMBER = visible_assets().join(AlbumAsset, AlbumAsset.asset_id == Asset.id).where(
-    AlbumAsset.album_id == bindparam("album_id"), Asset.vname_key == bindparam("vname_key"))
+#: what a name in an album is: an album of that path, or a member of the parent album. One query
+#: (every GET, COPY and PUT in an album resolves a name): a row per live album among the two paths,
+#: with the columns of the photo of that name in it (ASSET_COLUMNS, None where there is none)
+_NAMED = visible_assets().add_columns(AlbumAsset.album_id.label("member_of")).join(
+    AlbumAsset, AlbumAsset.asset_id == Asset.id).where(
+    Asset.vname_key == bindparam("vname_key")).subquery()
+_ALBUM_OR_MEMBER = select(
+    Album.id.label("album_id"), Album.path.label("album_path"),
+    Album.created_at.label("album_created_at"), Album.path_key.label("album_key"), *_NAMED.c,
+).select_from(Album).outerjoin(_NAMED, _NAMED.c.member_of == Album.id).where(
+    or_(Album.path_key == bindparam("path_key"), Album.path_key == bindparam("parent_key")),
+    Album.trashed.is_(False))
 
 
 class ByAlbum(View):
@@ -38,6 +48,28 @@ class ByAlbum(View):
             return None
         return self.first(_ALBUM, {"path_key": name_key(join(rest))})
 
+    def _named(self, rest: tuple[str, ...]) -> Node | None:
+        """The album at `rest`, or the photo named rest[-1] in the album at rest[:-1], from one
+        query; None when neither exists."""
+        key = name_key(join(rest))
+        if len(rest) < 2:
+            album = self._album(rest)
+            return None if album is None else self._album_node(album.path, album.created_at)
+        parent_key = name_key(join(rest[:-1]))
+        with self.lib.engine.connect() as c:
+            rows = c.execute(_ALBUM_OR_MEMBER, {"path_key": key, "parent_key": parent_key,
+                                                "vname_key": name_key(rest[-1])}).all()
+        for r in rows:
+            if r.album_key == key:
+                return self._album_node(r.album_path, r.album_created_at)
+        for r in rows:
+            if r.album_key == parent_key and r.id is not None:
+                return self.asset_node(r, *r.album_path.split("/"))
+        return None
+
+    def _album_node(self, path: str, created_at: datetime) -> Node:
+        return self.folder(*path.split("/"), mtime=created_at.timestamp(), writable=True)
+
     def _members(self, album_id: int):
         return visible_assets().join(AlbumAsset, AlbumAsset.asset_id == Asset.id).where(
             AlbumAsset.album_id == album_id)
@@ -45,17 +77,10 @@ class ByAlbum(View):
     def resolve(self, rest: tuple[str, ...]) -> Node:
         if not rest:
             return self.folder(writable=True)
-        album = self._album(rest)
-        if album is not None:
-            return self.folder(*album.path.split("/"), mtime=album.created_at.timestamp(),
-                               writable=True)
-        parent = self._album(rest[:-1])
-        if parent is None:
+        node = self._named(rest)
+        if node is None:
             raise NotFound()
-        row = self.first(_MEMBER, {"album_id": parent.id, "vname_key": name_key(rest[-1])})
-        if row is None:
-            raise NotFound()
-        return self.asset_node(row, *parent.path.split("/"))
+        return node
 
     def list(self, rest: tuple[str, ...]) -> list[Node]:
         node = self.resolve(rest)
