@@ -185,6 +185,9 @@ class SidecarWriter:
         self.lib, self.delay = lib, delay
         self._pending: set[int] = set()
         self._lock = threading.Lock()
+        #: held while writing, so that `flush()` from `Library.close()` waits for a write the
+        #: timer thread has under way instead of returning while it still uses the catalog
+        self._writing = threading.Lock()
         self._timer: threading.Timer | None = None
 
     @property
@@ -202,18 +205,20 @@ class SidecarWriter:
                 self._timer.start()
 
     def flush(self) -> int:
-        with self._lock:
-            ids, self._pending = sorted(self._pending), set()
-            if self._timer is not None:
-                self._timer.cancel()
-            self._timer = None
-        written = 0
-        for aid in ids:
-            try:
-                written += write_sidecar(self.lib, aid) is not None
-            except OSError as exc:
-                log.warning("sidecar of asset %s not written: %s", aid, exc)
-        return written
+        """Write every pending sidecar now; returns once no write is under way."""
+        with self._writing:
+            with self._lock:
+                ids, self._pending = sorted(self._pending), set()
+                if self._timer is not None:
+                    self._timer.cancel()
+                self._timer = None
+            written = 0
+            for aid in ids:
+                try:
+                    written += write_sidecar(self.lib, aid) is not None
+                except OSError as exc:
+                    log.warning("sidecar of asset %s not written: %s", aid, exc)
+            return written
 
     def export_all(self) -> int:
         """`photovfs export-metadata`: write every asset's sidecar now."""
