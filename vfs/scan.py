@@ -12,7 +12,7 @@ import os
 import stat
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,16 +28,18 @@ from .catalog.store import (
     link_facts,
 )
 from .metadata import media_kind
-from .metadata.extract import hash_and_extract
 from .metadata.facts import Facts
 from .names import fs_to_text, is_side_file, text_to_fs
+from .readers import Item, Readers, read_one
+from .readers import Result as _Result
 from .sidecars import state_sidecar
 
 SKIP_DIRS = {"@eaDir", "#recycle", "#snapshot", "$RECYCLE.BIN", "System Volume Information",
              "lost+found", ".Trashes", ".Spotlight-V100", ".fseventsd"}
 BATCH = 200  # files per catalog transaction (views fill while a scan runs)
-CHUNK = 8  # files per reader task: fewer hand-offs between threads
-AHEAD = 3 * BATCH  # files read ahead of the writer at most: memory stays bounded
+AHEAD = 10 * BATCH  # files read ahead of the writer at most (their facts, ~1 KB each)
+#: files to read from which a scan starts worker processes (fewer: threads only, no start-up)
+PROCESS_MIN = 1000
 
 
 @dataclass
@@ -56,7 +58,7 @@ class ScanReport:
 class _Found:
     folder: str
     filename: str
-    path: Path
+    path: str
     size: int
     mtime_ns: int
     sidecar: Path | None
@@ -105,16 +107,45 @@ def _walk(root: Path, skip: set[Path]) -> Iterator[tuple[str, Path, dict[str, os
 
 Read = tuple[_Found, str | None, Facts | None, str | None]
 def read_file(found: _Found) -> Read:
-    """Hash and read the metadata of one file, reading it once (runs in a reader thread)."""
-    try:
-        digest, facts = hash_and_extract(found.path, found.sidecar)
-    except OSError as exc:
-        return found, None, None, f"unreadable: {exc.strerror or exc}"
-    return found, digest, facts, None
+    """Hash and read the metadata of one file, reading it once."""
+    return (found, *read_one(*_item(found)))
 
 
-def read_files(chunk: list[_Found]) -> list[Read]:
-    return [read_file(f) for f in chunk]
+def _item(found: _Found) -> Item:
+    return found.path, str(found.sidecar) if found.sidecar is not None else None
+
+
+class _ReadQueue:
+    """The changed files handed to the readers in order, at most AHEAD of them in flight: filled
+    during the walk (once worker processes are up), drained by the writer after it. A chunk whose
+    reader died is recovered file by file, never an exception that stops the scan."""
+
+    def __init__(self, changed: list[_Found]) -> None:
+        self.changed = changed
+        self.pending: deque[tuple[list[_Found], Future[list[_Result]]]] = deque()
+        self.next = self.in_flight = 0
+
+    def fill(self, readers: Readers) -> None:
+        while self.next < len(self.changed) and self.in_flight < AHEAD:
+            chunk = self.changed[self.next:self.next + readers.chunk]
+            self.next += len(chunk)
+            self.pending.append((chunk, readers.submit([_item(f) for f in chunk])))
+            self.in_flight += len(chunk)
+
+    def drain(self, readers: Readers) -> Iterator[Read]:
+        """Every file's read, in order (files not yet handed out are handed out meanwhile)."""
+        while True:
+            self.fill(readers)
+            if not self.pending:
+                return
+            chunk, future = self.pending.popleft()
+            self.in_flight -= len(chunk)
+            try:
+                results = future.result()
+            except Exception as exc:  # noqa: BLE001 - a worker process died under this chunk
+                results = readers.recover([_item(f) for f in chunk], exc)
+            for found, result in zip(chunk, results, strict=True):
+                yield (found, *result)
 
 
 class Scanner:
@@ -126,6 +157,7 @@ class Scanner:
         self.workers = workers
         self.report = ScanReport()
         self._cache = WriteCache()
+        self._readers: Readers | None = None
 
     def run(self) -> ScanReport:
         root = self.lib.config.library
@@ -133,11 +165,19 @@ class Scanner:
         changed: list[_Found] = []
         missing: dict[int, str] = {}  # asset id -> sha256 of rows whose file is gone
         visited: set[str] = set()
-        for folder, _path, entries in _walk(root, skip):
-            visited.add(folder)
-            self._compare_folder(root, folder, sorted(entries), changed, missing, entries)
-        self._missing_folders(visited, missing)
-        self._process(changed, missing)
+        reads = _ReadQueue(changed)
+        try:
+            for folder, _path, entries in _walk(root, skip):
+                visited.add(folder)
+                self._compare_folder(root, folder, sorted(entries), changed, missing, entries)
+                if len(changed) >= PROCESS_MIN:  # start the workers while the walk goes on
+                    readers = self._reader_pool(len(changed))
+                    if readers.in_processes:  # and give them work: writes wait for the walk
+                        reads.fill(readers)
+            self._missing_folders(visited, missing)
+            self._process(changed, missing, reads)
+        finally:
+            self._close_readers()
         self._remove(missing)
         if self.report.added + self.report.updated + self.report.removed > 1000:
             self._analyze()
@@ -172,21 +212,22 @@ class Scanner:
                 )
             }
         base = root / text_to_fs(folder) if folder else root
+        base_s = os.fspath(base)  # paths as text: a Path per file cost more than its stat
         kept: set[str] | None = None
         for raw in filenames:
             if media_kind(raw) is None or is_side_file(raw):
                 continue
             name = fs_to_text(raw)
-            path = base / raw
+            path = os.path.join(base_s, raw)
             try:
-                st = entries[raw].stat() if entries is not None else path.stat()
+                st = entries[raw].stat() if entries is not None else os.stat(path)
             except OSError as exc:
                 self.report.errors.append(f"{folder}/{name}: {exc.strerror}")
                 continue
             if not stat.S_ISREG(st.st_mode):
                 continue
             self.report.seen += 1
-            side = _sidecar(str(base), raw, names)
+            side = _sidecar(base_s, raw, names)
             side_path = base / side if side else None
             if side_path is None:  # sidecars of read-only originals live in the state folder
                 if kept is None:
@@ -230,38 +271,40 @@ class Scanner:
     def _read(self, found: _Found) -> Read:
         return read_file(found)
 
-    def _pool(self) -> ThreadPoolExecutor:
-        """Reader threads: file reads and sha256 release the GIL, so do SQLite's writes on the
-        main thread; the metadata parsing does not.
+    def _reader_pool(self, to_read: int) -> Readers:
+        """The readers of this scan; worker processes only when there is much to read, so that a
+        small rescan pays no start-up. Processes and not just threads: the parsing holds the GIL,
+        which the catalog writes on the main thread need too."""
+        if self._readers is None:
+            self._readers = Readers(self.workers)
+        if to_read >= PROCESS_MIN:
+            self._readers.start_processes()
+        return self._readers
 
-        Worker processes would use both cores for the parsing, but a scan runs inside `serve`
-        and `mount` next to their threads, where forking is unsafe and spawning re-imports the
-        caller's main module; that trade is left for later (see bench/README.md)."""
-        return ThreadPoolExecutor(self.workers, thread_name_prefix="scan-read")
+    def _close_readers(self) -> None:
+        if self._readers is not None:
+            self._readers.close()
+            self._readers = None
 
-    def _reads(self, pool: ThreadPoolExecutor, changed: list[_Found]) -> Iterator[Read]:
-        """Every changed file read, in order, with at most AHEAD files in flight."""
-        pending: deque[Future[list[Read]]] = deque()
-        for start in range(0, len(changed), CHUNK):
-            pending.append(pool.submit(read_files, changed[start:start + CHUNK]))
-            if len(pending) * CHUNK >= AHEAD:
-                yield from pending.popleft().result()
-        while pending:
-            yield from pending.popleft().result()
-
-    def _process(self, changed: list[_Found], missing: dict[int, str]) -> None:
+    def _process(self, changed: list[_Found], missing: dict[int, str],
+                 reads: _ReadQueue | None = None) -> None:
         by_hash: dict[str, list[int]] = {}
         for aid, sha in missing.items():
             by_hash.setdefault(sha, []).append(aid)
-        with self._pool() as pool:
+        if not changed:
+            return
+        try:
+            readers = self._reader_pool(len(changed))
             batch: list[Read] = []
-            for read in self._reads(pool, changed):
+            for read in (reads or _ReadQueue(changed)).drain(readers):
                 batch.append(read)
                 if len(batch) >= BATCH:
                     self._write(batch, by_hash, missing)
                     batch = []
             if batch:
                 self._write(batch, by_hash, missing)
+        finally:
+            self._close_readers()
 
     def _write(self, batch: list[Read], by_hash: dict[str, list[int]],
                missing: dict[int, str]) -> None:

@@ -282,10 +282,31 @@ class WriteCache:
 
 def _place_ids(session: Session, wheres: list[tuple[str, str, str] | None],
                cache: WriteCache) -> list[int | None]:
+    """Place ids for a batch: one query for the known ones, one insert for the new ones (a
+    first scan meets hundreds of places; a flush per place was most of its geocoding time)."""
     missing = sorted({w for w in wheres if w is not None and w not in cache.places})
-    for where in missing:
-        cache.places[where] = _place_row(session, where)  # type: ignore[assignment]
+    if missing:
+        _known_places(session, missing, cache)
+        new = [w for w in missing if w not in cache.places]
+        if new:
+            session.execute(insert(Place), [{"country": c, "region": r, "city": t}
+                                            for c, r, t in new])
+            _known_places(session, new, cache)
     return [cache.places[w] if w is not None else None for w in wheres]
+
+
+def _known_places(session: Session, wheres: list[tuple[str, str, str]],
+                  cache: WriteCache) -> None:
+    """Fill the cache with the ids of those of `wheres` that have a row: one query by country
+    (the unique index's first column), filtered exactly here."""
+    wanted = set(wheres)
+    countries = sorted({w[0] for w in wheres})
+    for i in range(0, len(countries), 500):
+        for pid, country, region, city in session.execute(
+                select(Place.id, Place.country, Place.region, Place.city)
+                .where(Place.country.in_(countries[i:i + 500]))):
+            if (country, region, city) in wanted:
+                cache.places[(country, region, city)] = pid
 
 
 def _ensure_folders(session: Session, folders: set[str], cache: WriteCache) -> None:

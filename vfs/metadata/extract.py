@@ -157,6 +157,22 @@ def hash_and_extract(path: Path, sidecar: Path | None = None) -> tuple[str, Fact
     return hasher.hexdigest(), _extract(path, sidecar, pre)
 
 
+def hash_unparsed(path: Path, reason: str) -> tuple[str, Facts]:
+    """(sha256, facts of a corrupt file) without running any parser: for a file whose reading
+    crashed a reader process, so that it is still catalogued (with `reason`) and dated from its
+    name or mtime like any other corrupt file. Raises OSError when the file cannot be read."""
+    path = Path(path)
+    hasher = hashlib.sha256()
+    with open(path, "rb") as fh:
+        mtime = os.fstat(fh.fileno()).st_mtime
+        while chunk := fh.read(CHUNK):
+            hasher.update(chunk)
+    media_type, mime = media_kind(path.name) or ("other", "application/octet-stream")
+    facts = Facts(media_type=media_type, mime=mime, ok=False, error=reason)
+    _resolve(facts, _Sources(), path, mtime)
+    return hasher.hexdigest(), facts
+
+
 def _extract(path: Path, sidecar: Path | None, pre: Preread | None) -> Facts:
     media_type, mime = media_kind(path.name) or ("other", "application/octet-stream")
     facts = Facts(media_type=media_type, mime=mime)
