@@ -93,6 +93,12 @@ def mount(lib, mountpoint, allow_other: bool = False, foreground: bool = True,
     if not foreground:
         log.info("background mode is not supported; serving in the foreground")
 
+    from photovfs.background import start_background
+
+    # renditions, faces, fixity, backups: a child process, spawned before /dev/fuse is opened
+    # (no fork of ours may hold the connection); its work begins after the start-up scan
+    scanned = threading.Event()
+    background = start_background(lib, after=scanned)
     ops = PhotoOperations(lib)
     options = set(pyfuse3.default_options)  # default_permissions: the kernel checks modes
     options |= {"fsname=photovfs", "subtype=photovfs", "noatime"}
@@ -102,6 +108,8 @@ def mount(lib, mountpoint, allow_other: bool = False, foreground: bool = True,
         pyfuse3.init(ops, str(mountpoint), options)
     except RuntimeError as exc:
         print(f"photovfs: cannot mount {mountpoint}: {exc}", file=sys.stderr)
+        if background is not None:
+            background.stop()
         return 1
     # after the INIT handshake (the kernel caps read-ahead there), off the request loop
     threading.Timer(1.0, _raise_readahead, args=(Path(mountpoint),)).start()
@@ -115,12 +123,13 @@ def mount(lib, mountpoint, allow_other: bool = False, foreground: bool = True,
                          report.removed)
             except Exception:  # noqa: BLE001 - the mount keeps serving the catalog it has
                 log.exception("background scan failed")
+            finally:
+                scanned.set()
 
         scanner = threading.Thread(target=run_scan, name="photovfs-scan", daemon=True)
         scanner.start()
-    from photovfs.background import start_background
-
-    background = start_background(lib, after=scanner)  # renditions, faces, fixity, backups
+    else:
+        scanned.set()
 
     async def serve() -> None:
         async with trio.open_nursery() as nursery:

@@ -291,3 +291,41 @@ def test_first_listing_of_a_50_photo_day_with_nothing_cached(tmp_path):
     print(f"\nfirst listing of 50 photos 3000x2000 under thumbnails/, nothing cached: {cold:.2f} s "
           f"({os.cpu_count()} CPUs, thumbnails.workers=2); second listing: {warm * 1000:.0f} ms")
     lib.close()
+
+
+def _running(pid: int) -> bool:
+    """Alive (a zombie waiting for its reaper counts as ended)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+
+
+def test_serve_runs_the_work_in_a_child_process_that_stops_with_it(photo_dir, tmp_path):
+    """The work holds the GIL for long stretches (faces, bookkeeping): out of the server's way."""
+    from conftest import free_port
+
+    lib = _lib(photo_dir, tmp_path)
+    lib.close()
+    proc = subprocess.Popen([sys.executable, "-m", "photovfs.cli", "serve", str(photo_dir),
+                             "--port", str(free_port())], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        assert _wait(lambda: read_status(photo_dir / ".photovfs").get("manager", {})
+                     .get("parent_pid") == proc.pid)
+        child = read_status(photo_dir / ".photovfs")["manager"]["pid"]
+        assert child != proc.pid and _running(child)
+        lib = Library.open(photo_dir)
+        try:
+            assert _wait(lambda: _all_cached(lib))  # the work itself still gets done
+        finally:
+            lib.close()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert _wait(lambda: not _running(child), 10), "the background process outlived the server"
+    assert read_status(photo_dir / ".photovfs")["manager"]["running"] is False
