@@ -72,9 +72,23 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    import contextlib
+    import io
+
+    from .backup.status import backup_status, print_backup_status
     from .ingest.cli import print_status
 
-    return print_status(_open(args), json_out=args.json)
+    lib = _open(args)
+    backups = backup_status(lib.config)  # per destination: generation age, last replica check
+    if not args.json:
+        code = print_status(lib)
+        print_backup_status(backups)
+        return code
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = print_status(lib, json_out=True)
+    print(json.dumps({**json.loads(out.getvalue()), "backup": backups}, indent=2, default=str))
+    return code
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -196,7 +210,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=lambda a: __import__("photovfs.people.cli", fromlist=["run"]).run(
         _open(a), workers=a.workers, threshold=a.threshold, json_out=a.json))
 
-    p = sub.add_parser("status", help="the inbox queue: pending, failed, not media, recent")
+    p = sub.add_parser("status", help="the inbox queue, background work, backup "
+                       "generations and the last replica check")
     _library_args(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_status)

@@ -64,11 +64,19 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     if not args.library.is_dir():
         raise SystemExit(f"photovfs: {args.library} is not a folder")
-    r = check(args.library, budget=args.budget, state_dir=args.state, config_file=args.config)
+    r = check(args.library, budget=args.budget, state_dir=args.state, config_file=args.config,
+              replicas=args.replicas or bool(args.download), download=args.download or 0,
+              dests=args.dest or None)
 
     def human(r: dict) -> None:
         for f in r["findings"]:
-            print(f"{f['kind']:<10} {f['path']}: {f['detail']}")
+            where = f" at {f['dest']}" if f.get("dest") else ""
+            print(f"{f['kind']:<10} {f['path']}{where}: {f['detail']}")
+        for rep in r.get("replicas", []):
+            print(f"replica {rep['dest']}: generation {rep['generation'] or '-'}"
+                  + (f" ({rep['age_hours']} h old)" if rep.get("age_hours") is not None else "")
+                  + f", {rep['downloaded']} files downloaded and re-hashed, "
+                  f"{len(rep['findings'])} findings")
         if "files" in r:
             print(f"{r['files']} catalogued, {r['hashed']} re-hashed ({r['bytes_read']} bytes), "
                   f"{r['not_hashed']} left for a later run; {len(r['findings'])} findings")
@@ -101,7 +109,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
     from .engine import restore
 
     r = restore(args.dest, args.target, generation=args.generation, dry_run=args.dry_run,
-                from_files=args.from_files)
+                from_files=args.from_files, only=args.only)
 
     def human(r: dict) -> None:
         if r.get("dry_run") and "would_restore" in r:
@@ -109,7 +117,8 @@ def cmd_restore(args: argparse.Namespace) -> int:
                 print(f"would restore {w['path']} ({w['size']} bytes, from {w['from']})")
         else:
             print(f"restored {r['restored']} of {r.get('files', 0)} files from generation "
-                  f"{r.get('generation')} into {r['target']}")
+                  f"{r.get('generation')} into {r['target']}"
+                  + (f" (only {r['only']})" if r.get("only") else ""))
         for p in r["problems"]:
             print(f"  PROBLEM: {p}")
         for f in r.get("check", {}).get("findings", []):
@@ -142,6 +151,13 @@ def add_parsers(sub, library_args) -> None:
     library_args(p)
     p.add_argument("--budget", default=None,
                    help="re-read at most this much (10%%, 500M, 2G), oldest-verified first")
+    p.add_argument("--replicas", action="store_true", help="also compare each known backup "
+                   "destination's newest generation with the catalog")
+    p.add_argument("--download", type=int, default=None, metavar="N",
+                   help="with --replicas: fetch N files from each destination and re-hash them")
+    p.add_argument("--dest", action="append", default=[],
+                   help="with --replicas: the destination to check (default: those the library "
+                   "was backed up to)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_check)
 
@@ -160,6 +176,9 @@ def add_parsers(sub, library_args) -> None:
     p.add_argument("--dry-run", action="store_true", help="list what would be restored")
     p.add_argument("--from-files", action="store_true", help="ignore the catalog snapshot: "
                    "rescan the originals and re-apply people, albums and keywords")
+    p.add_argument("--only", default=None, metavar="VIRTUAL/PATH",
+                   help="restore just the photos at this path (by-album/Trip, by-date/2021/04, "
+                   "originals/2021, one file), with their stacks, sidecars and catalog rows")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_restore)
 

@@ -8,6 +8,7 @@ place; a file already at the final name is first moved aside (never overwritten,
 from __future__ import annotations
 
 import ctypes
+import errno
 import hashlib
 import json
 import os
@@ -16,12 +17,14 @@ import secrets
 import shutil
 import subprocess
 import tempfile
+import threading
 from pathlib import Path
 
 from ..files import fsync_dir
 
 BLOCK = 1 << 20
 COPY_BLOCK = 4 << 20  # copy buffer: the bytes hashed are the very bytes written
+WRITEBACK_MIN = 1 << 20  # below this, one sync_file_range call costs more than it saves
 TMP_RE = re.compile(r"\.pvb-[0-9a-f]{12}\.part")  # what an interrupted put leaves behind
 
 
@@ -51,6 +54,32 @@ def _start_writeback(fd: int) -> None:
     if fn is not None:
         fn.argtypes = [ctypes.c_int, ctypes.c_longlong, ctypes.c_longlong, ctypes.c_uint]
         fn(fd, 0, 0, _SYNC_FILE_RANGE_WRITE)
+
+
+_RENAME_NOREPLACE = 1
+
+
+def _rename_noreplace(src: str, dst: str) -> bool:
+    """Rename src to dst unless dst exists (renameat2 RENAME_NOREPLACE: one atomic call, so a
+    replica that appears meanwhile is never overwritten); False when dst exists."""
+    fn = getattr(_LIBC, "renameat2", None)
+    if fn is None:  # old libc: check, then rename (the caller displaces what it finds)
+        if os.path.lexists(dst):
+            return False
+        os.rename(src, dst)
+        return True
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    if fn(-100, os.fsencode(src), -100, os.fsencode(dst), _RENAME_NOREPLACE) == 0:  # AT_FDCWD
+        return True
+    err = ctypes.get_errno()
+    if err == errno.EEXIST:
+        return False
+    if err in (errno.EINVAL, errno.ENOSYS):  # a filesystem without the flag
+        if os.path.lexists(dst):
+            return False
+        os.rename(src, dst)
+        return True
+    raise OSError(err, os.strerror(err), dst)
 
 
 def _syncfs(path: Path) -> None:
@@ -90,19 +119,44 @@ class LocalDest:
     them (a generation's DONE marker)."""
 
     parallel = True  # puts of different files may run in threads
+    FEW = 64  # sync() of up to this many files fsyncs each; more: one syncfs of the filesystem
 
     def __init__(self, root: Path) -> None:
         self.root = root.expanduser().resolve()
         self.url = str(self.root)
         self.batch = False
+        self._lock = threading.Lock()
+        self._made: set[str] = set()  # folders known to exist (one mkdir per folder per run)
+        self._unsynced: list[str] = []  # files written in batch mode, not yet durable
+        self._dirs: set[str] = set()  # folders whose entries changed in batch mode
+        self._local = threading.local()  # one copy buffer per thread, reused for every file
 
-    def _fsync_dir(self, path: Path) -> None:
+    def _fsync_dir(self, path: Path | str) -> None:
         if not self.batch:
-            fsync_dir(path)
+            fsync_dir(Path(path))
+        else:
+            with self._lock:
+                self._dirs.add(os.fspath(path))
 
     def sync(self) -> None:
-        if self.root.exists():
+        """Make every file and folder written in batch mode durable. A few: fsync each (a
+        shared disk's other writers are not waited for); many: one syncfs."""
+        with self._lock:
+            files, self._unsynced = self._unsynced, []
+            dirs, self._dirs = self._dirs, set()
+        if not self.root.exists():
+            return
+        if len(files) + len(dirs) > self.FEW:
             _syncfs(self.root)
+            return
+        for f in files:
+            fd = os.open(f, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        for d in sorted(dirs, key=len, reverse=True):  # deepest first, then their parents
+            fsync_dir(Path(d))
 
     def delete_tmp(self, rel: str) -> None:
         """Remove a temporary file an interrupted run left (only ever a .pvb-*.part name)."""
@@ -111,6 +165,24 @@ class LocalDest:
 
     def _p(self, rel: str) -> Path:
         return self.root / rel
+
+    def _mkdirs(self, folder: str) -> None:
+        """Create folder and its parents (each new one is a changed entry of its parent)."""
+        if folder in self._made:
+            return
+        missing = []
+        d = folder
+        while not os.path.isdir(d) and d != os.path.dirname(d):
+            missing.append(d)
+            d = os.path.dirname(d)
+        for m in reversed(missing):
+            try:
+                os.mkdir(m)
+            except FileExistsError:
+                pass
+            self._fsync_dir(os.path.dirname(m))
+        with self._lock:
+            self._made.add(folder)
 
     def exists(self, rel: str) -> bool:
         return os.path.lexists(self._p(rel))
@@ -135,46 +207,62 @@ class LocalDest:
         os.replace(tmp, final)
         fsync_dir(final.parent)
 
-    def put(self, src: Path, rel: str, sha256: str | None, *, displace_to: str | None = None,
+    def _buffer(self) -> memoryview:
+        buf = getattr(self._local, "buf", None)
+        if buf is None:  # a fresh 4 MiB buffer per file costs more than copying a small photo
+            buf = self._local.buf = memoryview(bytearray(COPY_BLOCK))
+        return buf
+
+    def put(self, src: Path | str, rel: str, sha256: str | None, *,
+            displace_to: str | None = None,
             mtime_ns: int | None = None) -> tuple[str, int]:
         """Copy src to rel and return its (sha256, size). The source is hashed while it is copied (the
         buffer hashed is the buffer written); when `sha256` is given and the source does not hash
         to it, raise SourceChanged and leave nothing behind. What was at rel moves to displace_to
         first."""
-        final = self._p(rel)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = final.parent / _tmp_name()
+        final = f"{self.url}/{rel}"
+        folder = os.path.dirname(final)
+        self._mkdirs(folder)
+        tmp = f"{folder}/{_tmp_name()}"
         h = hashlib.sha256()
-        buf = bytearray(COPY_BLOCK)
-        view = memoryview(buf)
+        view = self._buffer()
         written = 0
+        placed = False
         try:
-            with open(src, "rb", buffering=0) as fin, open(tmp, "wb", buffering=0) as fout:
-                while n := fin.readinto(buf):
+            with open(src, "rb", buffering=0) as fin, open(tmp, "xb", buffering=0) as fout:
+                while n := fin.readinto(view):
                     chunk = view[:n]
                     h.update(chunk)
                     done = 0
                     while done < n:
                         done += fout.write(chunk[done:])
                     written += n
+                fd = fout.fileno()
+                if os.fstat(fd).st_size != written:
+                    raise VerifyError(f"{rel}: short copy")
+                got = h.hexdigest()
+                if sha256 is not None and got != sha256:
+                    raise SourceChanged(f"source sha256 {got[:12]} != catalogued {sha256[:12]}")
+                if mtime_ns is not None:
+                    os.utime(fd, ns=(mtime_ns, mtime_ns))
                 if not self.batch:
-                    os.fsync(fout.fileno())
-                else:  # start writing back now, so that the final sync() has little left to do
-                    _start_writeback(fout.fileno())
-            got = h.hexdigest()
-            if sha256 is not None and got != sha256:
-                raise SourceChanged(f"source sha256 {got[:12]} != catalogued {sha256[:12]}")
-            if os.stat(tmp).st_size != written:
-                raise VerifyError(f"{rel}: short copy")
-            if mtime_ns is not None:
-                os.utime(tmp, ns=(mtime_ns, mtime_ns))
-            if os.path.lexists(final):
+                    os.fsync(fd)
+                elif written >= WRITEBACK_MIN:  # start writing back now: the final sync() then
+                    _start_writeback(fd)  # has little left (small files: the kernel's own pace)
+            while not _rename_noreplace(tmp, final):  # never over an existing replica
                 self.move(rel, displace_to or f"{rel}.displaced-{secrets.token_hex(3)}")
-            os.replace(tmp, final)
-            self._fsync_dir(final.parent)
+            placed = True
+            if self.batch:
+                with self._lock:
+                    self._unsynced.append(final)
+            self._fsync_dir(folder)
             return got, written
         finally:
-            tmp.unlink(missing_ok=True)
+            if not placed:
+                try:
+                    os.unlink(tmp)
+                except FileNotFoundError:
+                    pass
 
     def get(self, rel: str, local: Path) -> bool:
         try:
@@ -183,6 +271,24 @@ class LocalDest:
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             return False
 
+    def get_hashed(self, rel: str, local: Path) -> str | None:
+        """Copy rel to local and return the sha256 of the very bytes written (one read, not a
+        copy and then a second read to verify it); None when rel is not there."""
+        h = hashlib.sha256()
+        view = self._buffer()
+        try:
+            fin = open(self._p(rel), "rb", buffering=0)
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            return None
+        with fin, open(local, "wb", buffering=0) as fout:
+            while n := fin.readinto(view):
+                chunk = view[:n]
+                h.update(chunk)
+                done = 0
+                while done < n:
+                    done += fout.write(chunk[done:])
+        return h.hexdigest()
+
     def sha256(self, rel: str) -> str | None:
         try:
             return file_sha256(self._p(rel))
@@ -190,15 +296,14 @@ class LocalDest:
             return None
 
     def move(self, rel: str, rel2: str) -> None:
-        src, dst = self._p(rel), self._p(rel2)
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        n = 1
-        while os.path.lexists(dst):
+        """Move rel to rel2, or to rel2.2, rel2.3, ... when that exists (never over anything)."""
+        src, dst, n = f"{self.url}/{rel}", f"{self.url}/{rel2}", 1
+        self._mkdirs(os.path.dirname(dst))
+        while not _rename_noreplace(src, dst):
             n += 1
-            dst = self._p(f"{rel2}.{n}")
-        os.rename(src, dst)
-        self._fsync_dir(dst.parent)
-        self._fsync_dir(src.parent)
+            dst = f"{self.url}/{rel2}.{n}"
+        self._fsync_dir(os.path.dirname(dst))
+        self._fsync_dir(os.path.dirname(src))
 
     def list_dirs(self, rel: str) -> list[str]:
         p = self._p(rel)
@@ -224,7 +329,7 @@ class LocalDest:
         return out
 
 
-def file_sha256(path: Path) -> str:
+def file_sha256(path: Path | str) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         while chunk := fh.read(BLOCK):
@@ -302,7 +407,8 @@ class RcloneDest:
             self._run("deletefile", self._r(rel), check=False)
             self._index().discard(rel)
 
-    def put(self, src: Path, rel: str, sha256: str | None, *, displace_to: str | None = None,
+    def put(self, src: Path | str, rel: str, sha256: str | None, *,
+            displace_to: str | None = None,
             mtime_ns: int | None = None) -> tuple[str, int]:
         # hash the source first: damaged bytes never leave the machine
         got = file_sha256(src)
@@ -328,6 +434,10 @@ class RcloneDest:
         if not self.exists(rel):
             return False
         return self._run("copyto", self._r(rel), str(local), check=False).returncode == 0
+
+    def get_hashed(self, rel: str, local: Path) -> str | None:
+        """Download rel to local and return the sha256 of what arrived; None when it is not there."""
+        return file_sha256(local) if self.get(rel, local) else None
 
     def move(self, rel: str, rel2: str) -> None:
         dst, n = rel2, 1

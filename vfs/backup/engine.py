@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import sqlite3
 import stat
@@ -35,6 +36,7 @@ from ..catalog.models import (
     TrashItem,
 )
 from ..config import Config, load_config
+from ..errors import NotFound, PhotoVFSError
 from ..hashing import sha256_file
 from ..metadata import media_kind
 from ..names import fs_to_text, is_side_file, text_to_fs
@@ -47,6 +49,7 @@ from .dest import (
     is_tmp_name,
     open_dest,
 )
+from .subset import prune_catalog, select_from_catalog, select_from_files, with_sidecars
 
 MANIFEST_HEADER = "#photovfs-manifest-v1\tpath\tsize\tmtime_ns\tsha256\tstack"
 DESTS_FILE = "backup-destinations.json"
@@ -93,7 +96,7 @@ def parse_manifest(data: bytes) -> dict[str, Entry]:
         if not line or line.startswith("#"):
             continue
         path, size, mtime, sha, stack = line.split("\t")
-        e = Entry(_unesc(path), int(size), int(mtime), sha, stack)
+        e = Entry(_unesc(path) if "\\" in path else path, int(size), int(mtime), sha, stack)
         out[e.path] = e
     return out
 
@@ -111,13 +114,14 @@ def read_manifest(dest, gen: str) -> dict[str, Entry]:
 # ---- library side --------------------------------------------------------------------------------
 TRASH_PREFIX = ".photovfs/trash/"  # where a generation keeps the state folder's trash/ (any --state)
 STATE_PREFIX = ".photovfs/"
+SIDECARS_PREFIX = ".photovfs/sidecars/"  # STATE/sidecars/ (sidecars of read-only originals)
 
 
 def _rel(folder: str, filename: str) -> str:
     return text_to_fs(f"{folder}/{filename}" if folder else filename)
 
 
-def _regular_stat(src: Path, rel: str, skip) -> os.stat_result | None:
+def _regular_stat(src: Path | str, rel: str, skip) -> os.stat_result | None:
     """The stat of a file to copy, or None after naming why it is skipped."""
     try:
         st = os.stat(src)
@@ -128,6 +132,21 @@ def _regular_stat(src: Path, rel: str, skip) -> os.stat_result | None:
         skip(rel, "not a regular file")
         return None
     return st
+
+
+def state_sidecars(cfg: Config) -> list[tuple[str, Path]]:
+    """(manifest path, file) of the XMP sidecars kept in STATE/sidecars/ for originals on read-only
+    media; a generation keeps them under .photovfs/sidecars/ whatever --state is, and a restore
+    puts them in TARGET/.photovfs/sidecars/, where the scan reads them."""
+    root = cfg.state_dir / "sidecars"
+    out = []
+    for dirpath, _dirs, files in os.walk(root):
+        sub = os.path.relpath(dirpath, root).replace(os.sep, "/")
+        for f in sorted(files):
+            if is_sidecar(f):
+                rel = f if sub == "." else f"{sub}/{f}"
+                out.append((SIDECARS_PREFIX + rel, Path(dirpath) / f))
+    return out
 
 
 def _label(rel: str) -> str:
@@ -166,36 +185,45 @@ def disk_problems(cfg: Config, sidecars: list[str] | None = None,
                   ) -> tuple[dict[str, tuple[str, str]], set[str]]:
     """Walk the originals: ({rel: (kind, detail)} for media-named things that cannot be backed up,
     set of rel of every regular media file). XMP sidecars found are appended to `sidecars`, and
-    (size, mtime_ns) of every regular media file goes to `stats`."""
-    root = cfg.library
+    (size, mtime_ns) of every regular media file goes to `stats`. One scandir per folder and one
+    stat per media file (os.walk would stat every entry once more to tell folders from files)."""
     problems: dict[str, tuple[str, str]] = {}
     regular: set[str] = set()
-    for dirpath, dirnames, filenames in os.walk(root):
-        here = Path(dirpath)
-        reldir = os.path.relpath(dirpath, root)
-        reldir = "" if reldir == "." else reldir.replace(os.sep, "/")
-        keep = []
-        for d in sorted(dirnames):
-            if d.startswith(".") or d in SKIP_DIRS or here / d == cfg.state_dir:
-                continue
-            if media_kind(d) is not None:
-                problems[f"{reldir}/{d}".lstrip("/")] = ("UNREADABLE", "a folder named like a photo")
-            keep.append(d)
-        dirnames[:] = keep
-        for f in sorted(filenames):
-            side = is_sidecar(f)
-            if (not side and media_kind(f) is None) or is_side_file(f):
-                continue
-            if side:
-                if sidecars is not None:
-                    sidecars.append(f"{reldir}/{f}".lstrip("/"))
-                continue
-            rel = f"{reldir}/{f}".lstrip("/")
-            full = os.path.join(dirpath, f)
+    state = str(cfg.state_dir)
+
+    def walk(path: str, reldir: str) -> None:
+        try:
+            with os.scandir(path) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as exc:
+            if not reldir:
+                raise
+            problems[reldir] = ("UNREADABLE", f"folder unreadable: {exc.strerror}")
+            return
+        for e in entries:
+            name = e.name
+            rel = f"{reldir}/{name}" if reldir else name
             try:
-                st = os.stat(full)
+                is_dir = e.is_dir(follow_symlinks=False)
+            except OSError:
+                is_dir = False
+            if is_dir:
+                if name.startswith(".") or name in SKIP_DIRS or e.path == state:
+                    continue
+                if media_kind(name) is not None:
+                    problems[rel] = ("UNREADABLE", "a folder named like a photo")
+                walk(e.path, rel)
+                continue
+            if is_sidecar(name):
+                if sidecars is not None and not is_side_file(name):
+                    sidecars.append(rel)
+                continue
+            if media_kind(name) is None or is_side_file(name):
+                continue
+            try:
+                st = e.stat()  # follows a symlink, as a copy would
             except OSError as exc:
-                kind = "dangling symlink" if os.path.islink(full) else exc.strerror
+                kind = "dangling symlink" if e.is_symlink() else exc.strerror
                 problems[rel] = ("UNREADABLE", f"unreadable: {kind}")
                 continue
             if not stat.S_ISREG(st.st_mode):
@@ -206,6 +234,8 @@ def disk_problems(cfg: Config, sidecars: list[str] | None = None,
             regular.add(rel)
             if stats is not None:
                 stats[rel] = (st.st_size, st.st_mtime_ns)
+
+    walk(str(cfg.library), "")
     return problems, regular
 
 
@@ -213,13 +243,10 @@ def _catalog_differs(view: CatalogView, regular: set[str],
                      stats: dict[str, tuple[int, int]]) -> bool:
     """True when the disk walk shows something the catalog does not describe (a new, missing or
     edited original): then the backup scans first."""
-    catalogued = set()
-    for folder, filename, _sha, size, mtime_ns, _stack in view.assets:
-        rel = _rel(folder, filename)
-        catalogued.add(rel)
+    for rel, _sha, size, mtime_ns, _stack in view.assets:
         if stats.get(rel) != (size, mtime_ns):
             return True
-    return bool(regular - catalogued)
+    return len(regular) != len(view.assets)  # every catalogued path is among them: the same set
 
 
 def _load_json(path: Path, default):
@@ -249,8 +276,8 @@ def _remember_destination(cfg: Config, url: str, gen: str) -> None:
 
 
 def export_metadata(s: Session) -> dict:
-    paths = {a.id: f"{a.folder}/{a.filename}".lstrip("/") for a in
-             s.execute(select(Asset.id, Asset.folder, Asset.filename))}
+    paths = {i: f"{f}/{n}" if f else n for i, f, n in
+             s.connection().execute(select(Asset.id, Asset.folder, Asset.filename)).all()}
 
     def members(rows) -> list[str]:
         return sorted(paths[i] for i in rows if i in paths)
@@ -279,14 +306,17 @@ def export_metadata(s: Session) -> dict:
 
 
 def snapshot_catalog(src: Path, dst: Path) -> None:
-    """An atomic copy of a live SQLite catalog (online backup API), checked with integrity_check."""
+    """An atomic copy of a live SQLite catalog (online backup API), checked with quick_check: every
+    page and b-tree of the copy is read back (integrity_check also cross-checks each index against
+    its table, which costs twice as long and checks the source's contents, not the copy; `check`
+    runs it on the live catalog)."""
     with sqlite3.connect(f"file:{src}?mode=ro", uri=True) as a, sqlite3.connect(dst) as b:
         a.backup(b)
     with sqlite3.connect(dst) as b:
-        res = b.execute("PRAGMA integrity_check").fetchall()
+        res = b.execute("PRAGMA quick_check").fetchall()
         b.execute("PRAGMA journal_mode=DELETE")  # a single self-contained file
     if res != [("ok",)]:
-        raise VerifyError(f"catalog snapshot fails integrity_check: {res[:3]}")
+        raise VerifyError(f"catalog snapshot fails quick_check: {res[:3]}")
 
 
 def pg_tool(name: str) -> str | None:
@@ -333,17 +363,20 @@ def pg_dump(url: str, out: Path, snapshot: str | None = None) -> None:
 class CatalogView:
     """What one generation describes, read from one consistent catalog state."""
 
-    assets: list[tuple]  # (folder, filename, sha256, size, mtime_ns, stack_id)
+    assets: list[tuple]  # (rel: the os-form path, sha256, size, mtime_ns, stack_id)
     trash: list[tuple[str, str | None]]  # (absolute file in STATE/trash, expected sha256 or None)
     meta: dict
     snapshot: Path | None = None  # the catalog snapshot file to store
     snapshot_name: str = "catalog.db"
 
+    def rels(self) -> set[str]:
+        return {a[0] for a in self.assets}
+
 
 def _read_catalog(s: Session) -> tuple[list[tuple], list[tuple[str, str | None]], dict]:
-    assets = [tuple(r) for r in s.execute(
+    assets = [(_rel(f, n), *rest) for f, n, *rest in s.connection().execute(
         select(Asset.folder, Asset.filename, Asset.sha256, Asset.size, Asset.mtime_ns,
-               Asset.stack_id).where(Asset.status != STATUS_TRASHED))]
+               Asset.stack_id).where(Asset.status != STATUS_TRASHED)).all()]
     trash: list[tuple[str, str | None]] = []
     for it in s.scalars(select(TrashItem).where(TrashItem.file.is_not(None))):
         assert it.file is not None
@@ -423,12 +456,27 @@ def backup(library: Path, dest_url: str, *, max_change: float = 0.20, force: boo
         dest.batch = True  # one sync() before the generation's files, instead of one per copy
         report["dest"] = dest.url
         gens = done_generations(dest)
-        prev = read_manifest(dest, gens[-1]) if gens else {}
         report["previous_generation"] = gens[-1] if gens else None
         sidecars: list[str] = []
         stats: dict[str, tuple[int, int]] = {}
-        problems, regular = disk_problems(cfg, sidecars, stats)
-        view = read_catalog(lib, td)
+        # the two walks (library, destination) and the manifest read overlap with the catalog
+        # snapshot: stat() and SQLite's backup release the GIL; either order of walk and
+        # snapshot is handled below (a file filed in between is looked at again)
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(3) as pool:
+            walked = pool.submit(disk_problems, cfg, sidecars, stats)
+            if dest.parallel:  # (an rclone destination keeps one listing: one thread uses it)
+                listed = pool.submit(dest.list_files, "current")
+                manifest_read = pool.submit(read_manifest, dest, gens[-1]) if gens else None
+            view = read_catalog(lib, td)
+            problems, regular = walked.result()
+            if dest.parallel:
+                present = listed.result()  # replicas actually there (a crash, a tampered dest)
+                prev = manifest_read.result() if manifest_read is not None else {}
+            else:
+                present = dest.list_files("current")
+                prev = read_manifest(dest, gens[-1]) if gens else {}
         report["scanned"] = False
         if scan and _catalog_differs(view, regular, stats):  # scan only when the disk moved on
             sr = lib.scan()
@@ -437,17 +485,16 @@ def backup(library: Path, dest_url: str, *, max_change: float = 0.20, force: boo
             shutil.rmtree(td, ignore_errors=True)
             td.mkdir()
             view = read_catalog(lib, td)
-        present = dest.list_files("current")  # replicas actually there (a crash, a tampered dest)
         for rel in [r for r in present if is_tmp_name(r)]:  # left by a run that was killed
             dest.delete_tmp(f"current/{rel}")
             del present[rel]
         recopy: set[str] = set()
         fixity = _load_json(cfg.state_dir / FIXITY_FILE, {})
-        fixity_before = json.loads(json.dumps(fixity))
+        fixity_before = dict(fixity)  # entries are replaced, never changed in place
         now = time.time()
         days = float(getattr(getattr(cfg, "background", None), "fixity_days", 30))
         new: dict[str, Entry] = {}
-        to_copy: list[tuple[Path, Entry, str | None]] = []  # (source, entry, expected sha256)
+        to_copy: list[tuple[Path | str, Entry, str | None]] = []  # (source, entry, expected sha)
         skipped_rels: set[str] = set()
 
         def skip(rel: str, why: str) -> None:
@@ -457,14 +504,14 @@ def backup(library: Path, dest_url: str, *, max_change: float = 0.20, force: boo
                 new[rel] = prev[rel]
 
         stack_of: dict[tuple[str, str], str] = {}  # (folder rel, stem) -> stack group, for sidecars
-        for folder, filename, sha, size, mtime_ns, stack_id in view.assets:
-            rel = _rel(folder, filename)
+        lib_root = str(cfg.library)
+        for rel, sha, size, mtime_ns, stack_id in view.assets:
             group = "" if stack_id is None else str(stack_id)
             if group:
                 d, _, name = rel.rpartition("/")
                 stack_of[(d, name.rpartition(".")[0] or name)] = group
                 stack_of[(d, name)] = group
-            src = cfg.library / rel
+            src = f"{lib_root}/{rel}"  # a string: a Path per photo costs more than the rest
             if rel in problems and problems[rel][0] == "ZERO_SIZE":
                 # copied as it is (the restored library must equal this one), but named: an empty
                 # photo is damage, and the run is not green
@@ -509,17 +556,20 @@ def backup(library: Path, dest_url: str, *, max_change: float = 0.20, force: boo
             else:
                 to_copy.append((src, entry, sha))
         # problems the catalog does not know about (a zero-byte or unreadable new file)
-        catalogued = {_rel(f, n) for f, n, *_ in view.assets}
+        catalogued = view.rels()
         for rel, (_kind, why) in problems.items():
             if rel not in catalogued and rel not in skipped_rels:  # (a new zero-byte file: scan)
                 skip(rel, why)
         # sidecars and trash: no catalogued hash for most; unchanged = same size and mtime
-        extra: list[tuple[str, Path, str | None, str]] = []
+        extra: list[tuple[str, Path | str, str | None, str]] = []
         for rel in sidecars:
             d, _, name = rel.rpartition("/")
             stem = name[:-4]
             group = stack_of.get((d, stem)) or stack_of.get((d, stem.rpartition(".")[0])) or ""
             extra.append((rel, cfg.library / rel, None, group))
+        for rel, side in state_sidecars(cfg):  # read-only originals keep theirs in STATE/sidecars
+            d, _, name = rel[len(SIDECARS_PREFIX):].rpartition("/")
+            extra.append((rel, side, None, stack_of.get((d, name[:-4]), "")))
         trash_root = cfg.state_dir / "trash"
         for file, expected in view.trash:
             try:
@@ -529,8 +579,8 @@ def backup(library: Path, dest_url: str, *, max_change: float = 0.20, force: boo
                      "a trash file outside the state folder's trash/")
                 continue
             extra.append((TRASH_PREFIX + sub, Path(file), expected, "trash"))
-        for rel, src, expected, group in extra:
-            st = _regular_stat(src, rel, skip)
+        for rel, source, expected, group in extra:
+            st = _regular_stat(source, rel, skip)
             if st is None:
                 continue
             old = prev.get(rel)
@@ -541,7 +591,7 @@ def backup(library: Path, dest_url: str, *, max_change: float = 0.20, force: boo
             else:
                 if old is not None and old.size == st.st_size and present.get(rel) != st.st_size:
                     recopy.add(rel)
-                to_copy.append((src, Entry(rel, st.st_size, st.st_mtime_ns, expected or "", group),
+                to_copy.append((source, Entry(rel, st.st_size, st.st_mtime_ns, expected or "", group),
                                 expected))
         copying = {e.path for _, e, _ in to_copy}
         deleted = [rel for rel in prev if rel not in new and rel not in copying
@@ -569,7 +619,7 @@ def backup(library: Path, dest_url: str, *, max_change: float = 0.20, force: boo
                 dest.move(f"current/{rel}", f"versions/{gen}/{rel}")
                 report["displaced"].append({"path": _label(rel), "why": "deleted"})
 
-        def put(item: tuple[Path, Entry, str | None]):
+        def put(item: tuple[Path | str, Entry, str | None]):
             src, e, expected = item
             try:
                 displaced = e.path in present
@@ -610,9 +660,9 @@ def backup(library: Path, dest_url: str, *, max_change: float = 0.20, force: boo
             report["bytes_copied"] += e.size
         # a stack (Live Photo, RAW+JPEG, sidecars) with a member left out is named as such
         groups: dict[str, list[str]] = {}
-        for folder, filename, *_rest, stack_id in view.assets:
+        for rel, *_rest, stack_id in view.assets:
             if stack_id is not None:
-                groups.setdefault(str(stack_id), []).append(_rel(folder, filename))
+                groups.setdefault(str(stack_id), []).append(rel)
         report["broken_stacks"] = [
             {"stack": g, "members": [_label(m) for m in sorted(ms)],
              "left_out": [_label(m) for m in sorted(ms) if m in skipped_rels]}
@@ -623,17 +673,20 @@ def backup(library: Path, dest_url: str, *, max_change: float = 0.20, force: boo
         dest.write_bytes(f"{gdir}/MANIFEST.tsv", manifest)
         meta = dict(view.meta, trash_root=str(trash_root), generation=gen)
         dest.write_bytes(f"{gdir}/metadata.json",
-                         json.dumps(meta, indent=1, ensure_ascii=False).encode())
+                         json.dumps(meta, ensure_ascii=False).encode())  # (indent: 10x slower)
         if view.snapshot is not None:
             dest.put(view.snapshot, f"{gdir}/{view.snapshot_name}", sha256_file(view.snapshot))
         else:
             report["skipped"].append({"path": "catalog", "reason": "no snapshot for this "
                                       "database engine"})
         dest.sync()
-        # verify: manifest reads back, every file it lists is present with its size
+        # verify: manifest reads back, every file it lists is present with its size (listed
+        # again when this run changed anything in current/; else the listing it started from is
+        # the one its decisions were checked against)
         if dest.read_bytes(f"{gdir}/MANIFEST.tsv") != manifest:
             raise VerifyError("MANIFEST.tsv does not read back")
-        present = dest.list_files("current")
+        if report["copied"] or report["displaced"] or report["skipped"] or report["corrupt"]:
+            present = dest.list_files("current")
         missing = [e.path for e in new.values() if present.get(e.path) != e.size]
         if missing:
             raise VerifyError(f"replica incomplete: {[_label(m) for m in missing[:5]]}")
@@ -674,8 +727,11 @@ def parse_budget(text: str | None, total: int) -> int | None:
 
 
 def check(library: Path, *, budget: str | None = None, state_dir: Path | None = None,
-          config_file: Path | None = None, record: bool = True) -> dict:
-    """Report every way the library differs from its catalog; change nothing but the fixity log."""
+          config_file: Path | None = None, record: bool = True, replicas: bool = False,
+          download: int = 0, dests: list[str] | None = None) -> dict:
+    """Report every way the library differs from its catalog; change nothing but the fixity log.
+    `replicas`: also compare each known destination's newest generation with the catalog, and
+    re-hash the real bytes of `download` files fetched from each (see replicas.py)."""
     t0 = time.monotonic()
     cfg = load_config(Path(library), config_file=config_file, state_dir=state_dir)
     findings: list[dict] = []
@@ -755,6 +811,16 @@ def check(library: Path, *, budget: str | None = None, state_dir: Path | None = 
                  "content changed while size and mtime did not (bit rot): run repair")
     if record:
         _save_json(fixity_path, fixity)
+    if replicas:
+        from .replicas import check_replicas
+
+        catalog = {_rel(f, n): (sha, size) for f, n, sha, size, _m in assets}
+        report["replicas"] = check_replicas(cfg, catalog, download=download, dests=dests,
+                                            record=record)
+        findings.extend(f for r in report["replicas"] for f in r["findings"])
+        if not report["replicas"]:
+            find("NO_DESTINATION", "", "the library knows no backup destination "
+                 "(photovfs backup LIBRARY DEST, or --dest)")
     secs = time.monotonic() - t0
     report.update(ok=not findings, files=len(assets), hashed=hashed, not_hashed=len(to_hash) - hashed,
                   bytes_read=read, seconds=round(secs, 3))
@@ -837,7 +903,10 @@ def repair(library: Path, *, state_dir: Path | None = None, config_file: Path | 
 
 # ---- restore -------------------------------------------------------------------------------------
 def restore(dest_url: str, target: Path, *, generation: str | None = None, dry_run: bool = False,
-            from_files: bool = False) -> dict:
+            from_files: bool = False, only: str | None = None) -> dict:
+    """Rebuild a library in an empty TARGET from a finished generation (or, with `only`, just the
+    photos at a virtual path: see subset.py); then check it. Nothing is written when the
+    generation, the target or `only` is not usable."""
     dest = open_dest(dest_url)
     gens = done_generations(dest)
     report: dict = {"command": "restore", "dest": dest.url, "target": str(target), "ok": False,
@@ -854,55 +923,117 @@ def restore(dest_url: str, target: Path, *, generation: str | None = None, dry_r
         report["problems"].append(f"{target} is not empty")
         return report
     entries = read_manifest(dest, gen)
-    report["files"] = len(entries)
-    later = [g for g in dest.list_dirs("versions") if g > gen]
-    if dry_run:
-        present = dest.list_files("current")
-        report["would_restore"] = [
-            {"path": _label(e.path), "size": e.size,
-             "from": "current" if present.get(e.path) == e.size else "versions"}
-            for e in entries.values()]
-        report["ok"] = True
-        return report
-    target.mkdir(parents=True, exist_ok=True)
-    for e in entries.values():
-        dst = target / e.path
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dst.parent / f".pvb-restore-{os.getpid()}.part"
-        got = None
-        for cand in [f"current/{e.path}"] + [f"versions/{g}/{e.path}" for g in later]:
-            if dest.get(cand, tmp) and sha256_file(tmp) == e.sha256:
-                os.utime(tmp, ns=(e.mtime_ns, e.mtime_ns))
-                os.replace(tmp, dst)
-                got = cand
-                break
-        tmp.unlink(missing_ok=True)
-        if got is None:
-            report["problems"].append(f"{_label(e.path)}: no copy with sha256 {e.sha256[:12]}")
-        else:
-            report["restored"] += 1
-    state = target / ".photovfs"
-    state.mkdir(exist_ok=True)
     raw = dest.read_bytes(f"generations/{gen}/metadata.json")
     meta = json.loads(raw) if raw else {}
-    if not from_files and not dest.exists(f"generations/{gen}/catalog.db"):
-        if dest.get(f"generations/{gen}/catalog.pgdump", state / "catalog.pgdump"):
-            report["notes"] = ["the generation's catalog is a PostgreSQL dump: it is at "
-                               f"{state / 'catalog.pgdump'} (pg_restore it into your server); "
-                               "this library was rebuilt from the files (--from-files)"]
-            from_files = True
-    if from_files:
-        report["metadata"] = _reapply_metadata(meta, target)
-    else:
-        if not dest.get(f"generations/{gen}/catalog.db", state / "catalog.db"):
-            report["problems"].append("the generation has no catalog snapshot: use --from-files")
-        elif meta.get("trash_root"):
-            report["trash_items"] = _relocate_trash(state / "catalog.db", meta["trash_root"],
-                                                    state / "trash")
+    with tempfile.TemporaryDirectory(prefix="photovfs-restore-") as td:
+        snap = Path(td) / "catalog.db"
+        snapshot = None if from_files or not dest.get(f"generations/{gen}/catalog.db", snap) \
+            else snap
+        if only is not None:
+            try:
+                entries = _only_entries(entries, meta, only, snapshot)
+            except PhotoVFSError as exc:
+                report["problems"].append(f"--only {only}: {exc.reason}")
+                return report
+            report["only"] = only
+        report["files"] = len(entries)
+        if dry_run:
+            present = dest.list_files("current")
+            report["would_restore"] = [
+                {"path": _label(e.path), "size": e.size,
+                 "from": "current" if present.get(e.path) == e.size else "versions"}
+                for e in sorted(entries.values(), key=lambda e: e.path)]
+            report["ok"] = True
+            return report
+        target.mkdir(parents=True, exist_ok=True)
+        _restore_files(dest, gen, entries, target, report)
+        state = target / ".photovfs"
+        state.mkdir(exist_ok=True)
+        if snapshot is None and not from_files:
+            if dest.get(f"generations/{gen}/catalog.pgdump", state / "catalog.pgdump"):
+                report["notes"] = ["the generation's catalog is a PostgreSQL dump: it is at "
+                                   f"{state / 'catalog.pgdump'} (pg_restore it into your server); "
+                                   "this library was rebuilt from the files (--from-files)"]
+                from_files = True
+            else:
+                report["problems"].append("the generation has no catalog snapshot: use "
+                                          "--from-files")
+        if from_files:
+            if only is not None:
+                meta = _meta_subset(meta, {_label(p) for p in entries})
+            report["metadata"] = _reapply_metadata(meta, target)
+        elif snapshot is not None:
+            shutil.copyfile(snapshot, state / "catalog.db")
+            if only is not None:
+                report["catalog"] = prune_catalog(state / "catalog.db", set(entries))
+            elif meta.get("trash_root"):
+                report["trash_items"] = _relocate_trash(state / "catalog.db", meta["trash_root"],
+                                                        state / "trash")
     chk = check(target)
     report["check"] = {"ok": chk["ok"], "findings": chk["findings"]}
     report["ok"] = not report["problems"] and chk["ok"]
     return report
+
+
+def _only_entries(entries: dict[str, Entry], meta: dict, only: str,
+                  snapshot: Path | None) -> dict[str, Entry]:
+    """The manifest entries a virtual path means, with stack companions and sidecars."""
+    if snapshot is not None:
+        chosen = select_from_catalog(snapshot, only)
+    else:
+        originals = [_label(p) for p in entries if is_original(p)]
+        chosen = {text_to_fs(p) for p in select_from_files(originals, meta, only)}
+    keep = with_sidecars({p for p in chosen if p in entries}, entries)
+    if not any(is_original(p) for p in keep):
+        raise NotFound(f"{only} holds no photos in this generation")
+    return {p: entries[p] for p in sorted(keep)}
+
+
+def _meta_subset(meta: dict, kept: set[str]) -> dict:
+    """metadata.json narrowed to the restored photos: groups without a member are left out."""
+    out = dict(meta)
+    for key in ("people", "albums", "keywords", "places"):
+        items = [dict(it, members=[m for m in it.get("members", []) if m in kept])
+                 for it in meta.get(key, [])]
+        out[key] = [it for it in items if it["members"]]
+    out["stacks"] = [s for s in meta.get("stacks", []) if kept.issuperset(s)]
+    return out
+
+
+def _restore_files(dest, gen: str, entries: dict[str, Entry], target: Path, report: dict) -> None:
+    """Copy each entry from current/ or a later generation's versions/, verified (the bytes hashed
+    are the bytes written) and with its recorded mtime; name each one that has no good copy.
+    Several files at a time from a local folder."""
+    later = [g for g in dest.list_dirs("versions") if g > gen]
+    for folder in sorted({os.path.dirname(e.path) for e in entries.values()}):
+        (target / folder).mkdir(parents=True, exist_ok=True)
+
+    def one(e: Entry) -> str | None:
+        dst = target / e.path
+        tmp = dst.parent / f".pvb-restore-{secrets.token_hex(6)}.part"
+        try:
+            for cand in [f"current/{e.path}"] + [f"versions/{g}/{e.path}" for g in later]:
+                if dest.get_hashed(cand, tmp) == e.sha256:
+                    os.utime(tmp, ns=(e.mtime_ns, e.mtime_ns))
+                    os.replace(tmp, dst)
+                    return cand
+            return None
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    items = list(entries.values())
+    if dest.parallel and len(items) > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(min(4, os.cpu_count() or 1)) as pool:
+            got = list(pool.map(one, items))
+    else:
+        got = [one(e) for e in items]
+    for e, cand in zip(items, got, strict=True):
+        if cand is None:
+            report["problems"].append(f"{_label(e.path)}: no copy with sha256 {e.sha256[:12]}")
+        else:
+            report["restored"] += 1
 
 
 def _relocate_trash(db: Path, old_root: str, new_root: Path) -> int:
