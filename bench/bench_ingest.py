@@ -1,6 +1,6 @@
 """Ingest throughput and latency on camera-sized JPEGs. Prints a table; never asserts times.
 
-    python bench/bench_ingest.py [--count N] [--kb SIZE] [--workers W] [--latency K] [--profile F]
+    python bench/bench_ingest.py [--count N] [--kb SIZE] [--workers W] [--threads] [--latency K] [--profile F]
 
 Default: 1,000 files of ~200 KB (about 200 MB; finishes in well under 2 minutes on a laptop SSD).
 `--count 10000` is the full-size run the issue describes (~2 GB of disk, several minutes).
@@ -11,7 +11,9 @@ Rows:
                     of every file in the same pool, nothing else: the realistic ceiling for ingest
   inbox ingest      the same files dropped into the on-disk inbox and ingested by the batch
                     pipeline `ingest_batch` (what `photovfs ingest` runs): verify = full decode,
-                    sha256, metadata, filing, catalog, journal
+                    sha256, metadata in worker processes; filing, catalog, journal in this one
+  ingest (threads)  with --threads: the same pipeline with its CPU work in threads (the pipeline
+                    before worker processes), on its own copy of the files, in the same run
   per-file ingest   `ingest_inbox_file` per file in the same pool (the path a single PUT and the
                     watcher take), on the first --per-file files (default 200)
   PUT -> by-date    latency from a finished PUT (core begin_write/commit, what WebDAV calls) to
@@ -19,7 +21,9 @@ Rows:
   on-disk -> by-date  latency for a file written straight into the inbox with the Watcher running
                     (dominated by ingest.quiet_seconds, set to 1 s here)
 
-After the table: the batch pipeline's time per stage (`ingest_batch(timings=...)`), and with
+After the table: the load average, CPU milliseconds per file of each ingest row (this process and
+its worker processes: the cost that does not depend on the machine's load), the batch pipeline's
+time per stage (`ingest_batch(timings=...)`), and with
 `--profile F` a cProfile of every thread of the inbox ingest (also saved to F for pstats).
 """
 
@@ -98,6 +102,19 @@ def _stop_profile(profs: list, out: Path) -> None:
     stats.sort_stats("tottime").print_stats(25)
 
 
+def _cpu() -> tuple[float, float]:
+    """CPU seconds of this process and of its finished children (the ingest worker processes)."""
+    import resource
+
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime, kids.ru_utime + kids.ru_stime
+
+
+def _cpu_since(before: tuple[float, float]) -> tuple[float, float]:
+    now = _cpu()
+    return now[0] - before[0], now[1] - before[1]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--count", type=int, default=1000)
@@ -106,6 +123,8 @@ def main() -> int:
     ap.add_argument("--latency", type=int, default=20, help="PUTs timed for latency")
     ap.add_argument("--per-file", type=int, default=200, help="files for the per-file row (0: skip)")
     ap.add_argument("--dir", type=Path, default=None, help="where to work (default: a temp dir)")
+    ap.add_argument("--threads", action="store_true",
+                    help="also run the batch pipeline with its CPU work in threads (same run)")
     ap.add_argument("--profile", type=Path, default=None,
                     help="also write a cProfile of the inbox ingest (every thread) to this file")
     args = ap.parse_args()
@@ -115,6 +134,8 @@ def main() -> int:
 
     work = Path(tempfile.mkdtemp(prefix="bench-ingest-", dir=args.dir))
     rows = []
+    cpu_rows: list[tuple[str, tuple[float, float]]] = []
+    load = [os.getloadavg()[0]]
     try:
         base = base_jpeg(args.kb)
         src = work / "src"
@@ -154,22 +175,41 @@ def main() -> int:
         def ratios(rate: float) -> str:
             return f"{rate / copy_rate:.2f}x copy, {rate / verify_rate:.2f}x verify"
 
+        # the batch pipeline with its CPU work in threads (what ran before worker processes)
+        if args.threads:
+            lib0 = open_lib(work / "lib0")
+            for p in files:
+                shutil.copyfile(p, lib0.config.inbox_dir / p.name)
+            os.sync()  # both runs start with clean page-cache pages
+            t, c = time.perf_counter(), _cpu()
+            ingest_batch(lib0, list(inbox_candidates(lib0)), quiet=0.0, workers=args.workers,
+                         processes=False)
+            dt, c = time.perf_counter() - t, _cpu_since(c)
+            left = len(list(inbox_candidates(lib0)))
+            rows.append(("ingest (threads)", args.count - left, dt,
+                         f"{args.count / dt:,.0f} files/s", ratios(args.count / dt)))
+            cpu_rows.append(("ingest (threads)", c))
+            lib0.close()
+            shutil.rmtree(work / "lib0")
+
         # ingest from the on-disk inbox (batch pipeline)
         lib = open_lib(work / "lib")
         inbox = lib.config.inbox_dir
         for p in files:
             shutil.copyfile(p, inbox / p.name)
+        os.sync()
         stages: dict[str, float] = {}
         prof = _start_profile() if args.profile else None
-        t = time.perf_counter()
+        t, c = time.perf_counter(), _cpu()
         ingest_batch(lib, list(inbox_candidates(lib)), quiet=0.0, workers=args.workers,
                      timings=stages)
-        dt = time.perf_counter() - t
+        dt, c = time.perf_counter() - t, _cpu_since(c)
         if prof is not None:
             _stop_profile(prof, args.profile)
         left = len(list(inbox_candidates(lib)))
         rows.append(("inbox ingest", args.count - left, dt, f"{args.count / dt:,.0f} files/s",
                      ratios(args.count / dt)))
+        cpu_rows.append(("inbox ingest", c))
 
         # per-file path (single PUTs, the watcher) on a subset, in a second library
         if args.per_file:
@@ -228,8 +268,13 @@ def main() -> int:
     print(f"{'measure':<20}{'files':>8}{'seconds':>10}  {'rate / latency':<22}{'':<16}")
     for name, n, dt, a, b in rows:
         print(f"{name:<20}{n:>8}{dt:>10.2f}  {a:<22}{b}")
-    print(f"\ninbox ingest by stage (ms per file; worker stages summed over threads, "
-          f"load average {os.getloadavg()[0]:.1f}):")
+    load.append(os.getloadavg()[0])
+    print(f"load average (1 min) {load[0]:.1f} at the start, {load[1]:.1f} at the end")
+    for name, (parent, children) in cpu_rows:
+        print(f"{name}: CPU {(parent + children) * 1000 / args.count:.2f} ms per file "
+              f"(this process {parent * 1000 / args.count:.2f}, "
+              f"worker processes {children * 1000 / args.count:.2f})")
+    print("\ninbox ingest by stage (ms per file; worker stages summed over threads/processes):")
     for stage, sec in stages.items():
         print(f"  {stage:<32}{sec * 1000 / args.count:8.2f}")
     if args.profile:

@@ -11,12 +11,23 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .journal import recover
-from .pipeline import IngestResult, ingest_batch, ingest_inbox_file, ingest_path
-
 if TYPE_CHECKING:
     from ..library import Library
     from ..roles import Actor
+    from .journal import recover
+    from .pipeline import IngestResult, ingest_batch, ingest_inbox_file, ingest_path
+
+_LAZY = {"recover": "journal", "IngestResult": "pipeline", "ingest_batch": "pipeline",
+         "ingest_inbox_file": "pipeline", "ingest_path": "pipeline"}
+
+
+def __getattr__(name: str) -> object:
+    """Imported on first use: an ingest worker process (workers.py) needs none of the catalog."""
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 log = logging.getLogger("photovfs.ingest")
 
@@ -27,6 +38,8 @@ def on_arrival(lib: Library, path: Path, actor: Actor | None = None) -> None:
     The bytes are already durable in the inbox when this runs. Whatever happens here (damaged file,
     disk full) is recorded (inbox/_failed/, `photovfs status`) and the upload itself succeeds.
     """
+    from .pipeline import IngestResult, ingest_inbox_file
+
     try:
         for p, res in ingest_inbox_file(lib, Path(path)):
             if not isinstance(res, IngestResult):
@@ -37,6 +50,8 @@ def on_arrival(lib: Library, path: Path, actor: Actor | None = None) -> None:
 
 def attach(lib: Library) -> None:
     """Recover an interrupted ingest, then ingest every inbox arrival the core announces."""
+    from .journal import recover
+
     try:
         counts = recover(lib)
         if counts:

@@ -24,9 +24,9 @@ import os
 import shutil
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import delete, select
+from sqlalchemy import Table, bindparam, delete, insert, select
 from sqlalchemy import update as sa_update
 
 from ..catalog.models import Asset, Job
@@ -99,35 +99,43 @@ def create_many(s, payloads: list[dict[str, Any]],
     """Batch claim: one `claimed` row per payload inside the caller's transaction `s`.
 
     `make(job_id, payload)` may add fields that depend on the id (the staging path) before the
-    payload is stored; all rows commit together (or not at all) with `s`.
+    payload is stored; all rows commit together (or not at all) with `s`. Core statements, no ORM
+    unit of work: a chunk's claim is one multi-row INSERT ... RETURNING and one executemany.
     """
     _refresh_owner()
+    if not payloads:
+        return []
     now = datetime.now()
-    jobs = [Job(kind=KIND, state=CLAIMED, payload="{}", created_at=now, updated_at=now)
-            for _ in payloads]
-    s.add_all(jobs)
-    s.flush()
+    table = _JOBS
+    ids = list(s.connection().execute(
+        insert(table).returning(table.c.id, sort_by_parameter_order=True),
+        [{"kind": KIND, "state": CLAIMED, "payload": "{}", "created_at": now, "updated_at": now}
+         for _ in payloads]).scalars())
     out = []
     rows = []
-    for job, payload in zip(jobs, payloads, strict=True):
+    for job_id, payload in zip(ids, payloads, strict=True):
         data = {**payload, **OWNER}
         if make is not None:
-            data.update(make(job.id, data))
-        out.append((job.id, data))
-        rows.append({"id": job.id, "payload": json.dumps(data)})
-    s.expunge_all()
-    if rows:
-        s.execute(sa_update(Job), rows)
+            data.update(make(job_id, data))
+        out.append((job_id, data))
+        rows.append({"_id": job_id, "payload": json.dumps(data)})
+    s.connection().execute(_BY_ID.values(payload=bindparam("payload")), rows)
     return out
 
 
+_JOBS = cast(Table, Job.__table__)
+_BY_ID = sa_update(_JOBS).where(_JOBS.c.id == bindparam("_id"))
+
+
 def update_many(s, jobs: list[tuple[int, str, dict[str, Any]]]) -> None:
-    """Batch transition inside `s`: (id, state, full payload) per job, one executemany."""
+    """Batch transition inside `s`: (id, state, full payload) per job, one Core executemany."""
     if not jobs:
         return
     now = datetime.now()
-    s.execute(sa_update(Job), [{"id": i, "state": st, "payload": json.dumps(d), "updated_at": now}
-                               for i, st, d in jobs])
+    s.connection().execute(_BY_ID.values(state=bindparam("state"), payload=bindparam("payload"),
+                            updated_at=bindparam("updated_at")),
+              [{"_id": i, "state": st, "payload": json.dumps(d), "updated_at": now}
+               for i, st, d in jobs])
 
 
 def drop_many(lib: Library, job_ids: list[int]) -> None:

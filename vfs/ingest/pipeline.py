@@ -32,7 +32,7 @@ from ..catalog.models import STATUS_TRASHED, Asset
 from ..catalog.store import apply_facts, link_facts, new_asset
 from ..errors import BadMedia, Conflict, NoSpace, PhotoVFSError, TooLarge
 from ..files import fsync_dir, fsync_file
-from ..hashing import sha256_file
+from ..metadata.extract import hash_and_extract
 from ..names import (
     check_name,
     fs_to_text,
@@ -44,6 +44,7 @@ from ..names import (
 )
 from . import journal
 from .media import extract, is_sidecar, media_kind, verify
+from .workers import TASK_FILES, Outcome, Workers, analyse, check_unchanged
 
 if TYPE_CHECKING:
     from ..library import Library
@@ -86,6 +87,7 @@ class _State:
         self.paths_lock = threading.Lock()
         self.recent = Recent()
         self.in_flight: set[Path] = set()
+        self.inbox_root: str | None = None  # abspath of the inbox (inbox_rel runs per file)
         # test hook: called with (src, staged) after the claim, before verification
         self.after_claim: Callable[[Path, Path], None] | None = None
 
@@ -146,11 +148,17 @@ def _inside(path: Path, root: Path) -> bool:
 
 def inbox_rel(lib: Library, path: Path) -> tuple[str, ...] | None:
     """The inbox-relative parts of a path (catalog text), or None when outside the inbox."""
-    try:
-        rel = Path(os.path.abspath(path)).relative_to(os.path.abspath(lib.config.inbox_dir))
-    except ValueError:
+    st = state(lib)
+    if st.inbox_root is None:
+        st.inbox_root = os.path.abspath(lib.config.inbox_dir)
+    root = st.inbox_root
+    full = os.path.abspath(path)  # string work: pathlib's relative_to costs ~0.1 ms a call
+    if full == root:
+        return ()
+    prefix = root if root.endswith(os.sep) else root + os.sep
+    if not full.startswith(prefix):
         return None
-    return tuple(fs_to_text(p) for p in rel.parts)
+    return tuple(fs_to_text(p) for p in full[len(prefix):].split(os.sep))
 
 
 def _nospace(exc: OSError) -> PhotoVFSError | OSError:
@@ -325,9 +333,8 @@ def ingest_path(lib: Library, src: Path, name: str, *, folder: str | None = None
         if st.after_claim is not None:
             st.after_claim(src, staged)
         verify(staged)
-        digest = sha256_file(staged)
         xmp = next((Path(d["staged"]) for d in sides if d["name"].lower().endswith(".xmp")), None)
-        facts = extract(staged, xmp)
+        digest, facts = hash_and_extract(staged, xmp)  # one read: the hash and the facts
         now = os.stat(staged)
         if (now.st_size, now.st_mtime_ns) != (sst.st_size, sst.st_mtime_ns):
             raise Conflict("the file changed while it was being ingested; it will be retried")
@@ -731,6 +738,7 @@ def inbox_candidates(lib: Library) -> Iterator[Path]:
 
 # ---- batch ingest: many independent files, one lock and one transaction per stage per batch -------
 BATCH = 128  # files filed per lock hold / catalog transaction
+PROCESS_MIN = 256  # batches this large are analysed in worker processes (startup ~0.3 s each)
 SYNC_THREADS = 8  # concurrent fdatasyncs: the filesystem folds them into shared journal commits
 
 
@@ -828,7 +836,7 @@ def _is_single(lib: Library, path: Path, cache: dict[Path, dict[str, int]]) -> b
 def ingest_batch(lib: Library, paths: list[Path], *, quiet: float | None = None, workers: int = 2,
                  batch: int = BATCH, stop: threading.Event | None = None,
                  report: Callable[[Path, IngestResult | PhotoVFSError], None] | None = None,
-                 timings: dict[str, float] | None = None
+                 timings: dict[str, float] | None = None, processes: bool | None = None
                  ) -> list[tuple[Path, IngestResult | PhotoVFSError]]:
     """Ingest many inbox files: the same journal states and guarantees as `ingest_inbox_file`.
 
@@ -842,6 +850,11 @@ def ingest_batch(lib: Library, paths: list[Path], *, quiet: float | None = None,
     `done` and the staging links removed. Companion groups, sidecars and late partners go through
     `ingest_inbox_file` afterwards. A NoSpace stops everything (`stop`). `timings`, when given,
     receives seconds per stage (see `Timings`).
+
+    `processes` (default: when there are at least PROCESS_MIN files) moves verify, sha256 and
+    facts into `workers` worker processes (workers.py): that work holds the GIL too much to share
+    one core; a smaller batch does not repay starting the processes. Staging (mkdir + hard link:
+    waits on the filesystem journal) then runs in threads of the parent, one per task in flight.
     """
     from concurrent.futures import ThreadPoolExecutor
 
@@ -858,18 +871,28 @@ def ingest_batch(lib: Library, paths: list[Path], *, quiet: float | None = None,
         if report is not None:
             report(p, res)
 
+    if processes is None:  # decided now: the workers' interpreters start during the partition
+        processes = len(paths) >= PROCESS_MIN and state(lib).after_claim is None
+    procs = Workers(workers) if processes else None
     singles: list[Path] = []
     others: list[Path] = []
     cache: dict[Path, dict[str, int]] = {}
-    with clock("partition"):
-        for p in paths:
-            p = Path(p)
-            if skip_reason(lib, p) is None and _is_single(lib, p, cache):
-                singles.append(p)
-            else:
-                others.append(p)
+    try:
+        with clock("partition"):
+            for p in paths:
+                p = Path(p)
+                if skip_reason(lib, p) is None and _is_single(lib, p, cache):
+                    singles.append(p)
+                else:
+                    others.append(p)
+    except BaseException:
+        if procs is not None:
+            procs.close()
+        raise
+    stage_threads = 2 * batch // TASK_FILES + 1 if procs is not None else 1  # a task in flight each
     with ThreadPoolExecutor(max(1, workers)) as pool, ThreadPoolExecutor(SYNC_THREADS) as syncs, \
-            ThreadPoolExecutor(1) as cleanup:
+            ThreadPoolExecutor(1) as cleanup, ThreadPoolExecutor(stage_threads) as stagers, \
+            _closing(procs):
         if singles:
             cleanup.submit(_warm_up)
         chunks = [singles[i:i + batch] for i in range(0, len(singles), batch)]
@@ -879,8 +902,11 @@ def ingest_batch(lib: Library, paths: list[Path], *, quiet: float | None = None,
                 if chunk is not None and not stop.is_set():
                     with clock("claim"):
                         items = _claim_many(lib, chunk)  # chunk k+1 is prepared while k is filed
-                    inflight.append((items, [pool.submit(_prepare, lib, it, syncs, clock)
-                                             for it in items]))
+                    if procs is None:
+                        futs = [pool.submit(_prepare, lib, it, syncs, clock) for it in items]
+                    else:
+                        futs = _prepare_in_processes(lib, items, procs, stagers, syncs, clock)
+                    inflight.append((items, futs))
                 if len(inflight) < (2 if chunk is not None else 1):
                     continue
                 items, futs = inflight.pop(0)
@@ -920,6 +946,53 @@ def ingest_batch(lib: Library, paths: list[Path], *, quiet: float | None = None,
             with clock("per-file (companions)"):
                 list(pool.map(one, others))
     return out
+
+
+@contextmanager
+def _closing(procs: Workers | None) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        if procs is not None:
+            procs.close()
+
+
+def _prepare_in_processes(lib: Library, items: list[_Item], procs: Workers, stagers: Any,
+                          syncs: Any, clock: Timings) -> list[Future[None]]:
+    """Stage a claimed chunk in `stagers` threads (disk metadata: never a worker's wait) and have
+    the worker processes analyse it, TASK_FILES files a task; each answer queues fdatasyncs."""
+    return [stagers.submit(_stage_and_analyse, items[i:i + TASK_FILES], procs, syncs, clock)
+            for i in range(0, len(items), TASK_FILES)]
+
+
+def _stage_and_analyse(items: list[_Item], procs: Workers, syncs: Any, clock: Timings) -> None:
+    staged: list[tuple[_Item, os.stat_result]] = []
+    for it in items:
+        try:
+            staged.append((it, _stage(it, clock)))
+        except BaseException as exc:  # noqa: BLE001 - reported per file by _file_many
+            it.error = exc
+            _drop_staging(it)
+    if not staged:
+        return
+    try:
+        outs = procs.run([(os.fsdecode(cast(Path, it.staged)), sst.st_size, sst.st_mtime_ns)
+                          for it, sst in staged])
+    except BaseException as exc:  # noqa: BLE001 - no answer: every file of the task stays put
+        outs = [Outcome(error=Conflict(f"ingest failed: {exc!r}")) for _ in staged]
+    for (it, _), res in zip(staged, outs, strict=True):
+        clock.add(res.spent)
+        if res.error is not None:
+            it.error = res.error
+            _drop_staging(it)
+            continue
+        it.digest, it.facts = res.digest, res.facts
+        it.sync = syncs.submit(_timed_sync, it.staged, clock)
+
+
+def _drop_staging(it: _Item) -> None:
+    if it.staged is not None:
+        shutil.rmtree(it.staged.parent, ignore_errors=True)
 
 
 def _warm_up() -> None:
@@ -972,18 +1045,6 @@ def _staging_for(roots: dict[Path, Path], it: _Item, job_id: int) -> dict[str, A
     return {"staged": os.fsdecode(roots[it.src.parent] / str(job_id) / text_to_fs(it.name))}
 
 
-def analyse(p: Path) -> tuple[str, Any, dict[str, float]]:
-    """verify, sha256 and extract one staged file: (digest, facts, seconds per stage)."""
-    t0 = time.perf_counter()
-    verify(p)
-    t1 = time.perf_counter()
-    digest = sha256_file(p)
-    t2 = time.perf_counter()
-    facts = extract(p, None)
-    t3 = time.perf_counter()
-    return digest, facts, {"verify": t1 - t0, "sha256": t2 - t1, "extract": t3 - t2}
-
-
 def _prepare(lib: Library, it: _Item, syncs: Any, clock: Timings) -> None:
     """In the pool: hard-link into staging, verify, hash, read facts; queue the fdatasync.
 
@@ -992,28 +1053,32 @@ def _prepare(lib: Library, it: _Item, syncs: Any, clock: Timings) -> None:
     """
     st = state(lib)
     assert it.staged is not None
-    sdir = it.staged.parent
     try:
-        with clock("stage (mkdir+link)"):
-            sdir.mkdir()
-            copied = _link_or_copy(it.src, it.staged)
-            sst = os.stat(it.staged)
-        ident = it.s0 if copied else sst
-        it.data.update(staged_dev=sst.st_dev, staged_ino=sst.st_ino, sidecars=[],
-                       src_dev=ident.st_dev, src_ino=ident.st_ino, size=sst.st_size,
-                       mtime_ns=sst.st_mtime_ns, claim_copied=copied)
-        crash_point("claimed")
+        sst = _stage(it, clock)
         if st.after_claim is not None:
             st.after_claim(it.src, it.staged)
         it.digest, it.facts, spent = analyse(it.staged)
         clock.add(spent)
-        now = os.stat(it.staged)
-        if (now.st_size, now.st_mtime_ns) != (sst.st_size, sst.st_mtime_ns):
-            raise Conflict("the file changed while it was being ingested; it will be retried")
+        check_unchanged(it.staged, sst)
         it.sync = syncs.submit(_timed_sync, it.staged, clock)
     except BaseException as exc:  # noqa: BLE001 - reported per file by _file_many
         it.error = exc
-        shutil.rmtree(sdir, ignore_errors=True)
+        shutil.rmtree(it.staged.parent, ignore_errors=True)
+
+
+def _stage(it: _Item, clock: Timings) -> os.stat_result:
+    """Hard-link (else copy) the claimed inbox file into its staging folder; journal its inode."""
+    assert it.staged is not None
+    with clock("stage (mkdir+link)"):
+        it.staged.parent.mkdir()
+        copied = _link_or_copy(it.src, it.staged)
+        sst = os.stat(it.staged)
+    ident = it.s0 if copied else sst
+    it.data.update(staged_dev=sst.st_dev, staged_ino=sst.st_ino, sidecars=[],
+                   src_dev=ident.st_dev, src_ino=ident.st_ino, size=sst.st_size,
+                   mtime_ns=sst.st_mtime_ns, claim_copied=copied)
+    crash_point("claimed")
+    return sst
 
 
 def _timed_sync(path: Path, clock: Timings) -> None:
@@ -1304,30 +1369,30 @@ def _link_target(lib: Library, it: _Item) -> bool:
 
 
 def _catalog_many(lib: Library, s, items: list[_Item]) -> None:
-    """Asset rows for filed items (adopting rows a concurrent scan created), stacks by content_id."""
-    from ..catalog.store import new_assets
+    """Asset rows for filed items (adopting rows a concurrent scan created), stacks by content_id.
 
-    adopt: dict[tuple[str, str], Any] = {}
-    by_folder: dict[str, list[str]] = {}
-    for it in items:
-        by_folder.setdefault(it.folder, []).append(it.filename)
-    for folder, names in by_folder.items():
-        for i in range(0, len(names), 500):
-            for row in s.scalars(select(Asset).where(Asset.folder == folder,
-                                                     Asset.filename.in_(names[i:i + 500]))):
-                adopt[(row.folder, row.filename)] = row
+    The rows go in with `insert_originals` (one Core executemany, as the scanner does): the ORM's
+    unit of work cost more per file than everything else the filer does.
+    """
+    from ..catalog.store import NewOriginal, insert_originals
+
+    found = _rows_at(s, items)
     fresh = []
     for it in items:
-        row = adopt.get((it.folder, it.filename))
+        row = found.get((it.folder, it.filename))
         if row is not None and row.sha256 == it.digest:
-            it.asset_id = row.id
+            it.asset_id = row.id  # a rescan of the folder got there first: adopt its row
         else:
             fresh.append(it)
-    stats = {it.job_id: os.stat(cast(Path, it.target)) for it in fresh}  # targets set by now
-    assets = new_assets(s, [(it.folder, it.filename, it.digest, stats[it.job_id].st_size,
-                             stats[it.job_id].st_mtime_ns, it.facts) for it in fresh])
-    for it, a in zip(fresh, assets, strict=True):
-        it.asset_id = a.id
+    rows = []
+    for it in fresh:
+        tst = os.stat(cast(Path, it.target))  # targets set by now
+        rows.append(NewOriginal(it.folder, it.filename, it.digest, tst.st_size, tst.st_mtime_ns,
+                                None, it.facts))
+    insert_originals(s, rows)
+    found = _rows_at(s, fresh)
+    for it in fresh:
+        it.asset_id = found[(it.folder, it.filename)].id
     for it in items:
         if it.facts.content_id:
             ids = list(s.scalars(select(Asset.id).where(Asset.content_id == it.facts.content_id,
@@ -1335,3 +1400,17 @@ def _catalog_many(lib: Library, s, items: list[_Item]) -> None:
             if ids:
                 assert it.asset_id is not None
                 _stack(s, [it.asset_id, *ids])
+
+
+def _rows_at(s, items: list[_Item]) -> dict[tuple[str, str], Any]:
+    """(id, sha256) of the catalogued assets at the items' target paths, one query per folder."""
+    by_folder: dict[str, list[str]] = {}
+    for it in items:
+        by_folder.setdefault(it.folder, []).append(it.filename)
+    out: dict[tuple[str, str], Any] = {}
+    for folder, names in by_folder.items():
+        for i in range(0, len(names), 500):
+            for row in s.execute(select(Asset.id, Asset.filename, Asset.sha256).where(
+                    Asset.folder == folder, Asset.filename.in_(names[i:i + 500]))):
+                out[(folder, row.filename)] = row
+    return out

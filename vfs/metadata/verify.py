@@ -7,18 +7,23 @@ at the door than to discover when a thumbnail fails months later.
 
 from __future__ import annotations
 
+import io
 import os
 import warnings
 from pathlib import Path
+from typing import Any, cast
 
 from PIL import Image
 
 from ..errors import BadMedia, TooLarge
 from . import exif as exif_mod
 from .extract import _raf_preview, raw_problem, short_reason
+from .jpeg import _scan as jpeg_scan
 from .jpeg import jpeg_problem
 from .kinds import HEIF_EXTS, QUICKTIME_EXTS, RAW_EXTS, ext_of, media_kind
 from .video import BadContainer, check_heif, read_avi, read_quicktime
+
+IN_MEMORY_BYTES = 64 << 20  # stills up to this size are read once into memory
 
 
 def verify(path: Path) -> None:
@@ -87,12 +92,19 @@ def _verify_still(path: Path, ext: str, size: int) -> None:
     if ext in HEIF_EXTS:
         with open(path, "rb") as fh:
             check_heif(fh, size)
-    with open(path, "rb") as fh:
-        im = _decode(fh)
-        if im.format in ("JPEG", "MPO"):
-            problem = jpeg_problem(path)  # also catches truncation if LOAD_TRUNCATED_IMAGES is on
-            if problem:
-                raise BadMedia(problem)
+    if size > IN_MEMORY_BYTES:
+        with open(path, "rb") as fh:
+            im = _decode(fh)
+        problem = jpeg_problem(path) if im.format in ("JPEG", "MPO") else None
+    else:
+        # one read serves the decode and the structure check (no second open, no mmap)
+        with open(path, "rb") as fh:
+            data = fh.read()
+        im = _decode(io.BytesIO(data))
+        # jpeg_problem's own walk (indexing, find, unpack_from: bytes serve as well as mmap)
+        problem = jpeg_scan(cast(Any, data)) if im.format in ("JPEG", "MPO") else None
+    if problem:  # also catches truncation if LOAD_TRUNCATED_IMAGES is on
+        raise BadMedia(problem)
 
 
 def _verify_raw(path: Path, ext: str) -> None:
