@@ -996,11 +996,14 @@ def _drop_staging(it: _Item) -> None:
 
 
 def _warm_up() -> None:
-    """Import the reverse geocoder (scipy, ~1-2 s) while the first chunk is being verified,
-    instead of inside the first catalog transaction under the filing lock."""
+    """Load the reverse geocoder's table (milliseconds once cached, a second or two the first
+    time on a machine) while the first chunk is being verified, instead of inside the first
+    catalog transaction under the filing lock."""
+    from .. import geotable
+
     try:
-        import reverse_geocode  # noqa: F401
-    except Exception:  # noqa: BLE001 - catalog.store imports it again and reports problems
+        geotable.load()
+    except Exception:  # noqa: BLE001 - places.py loads it again and reports problems
         pass
 
 
