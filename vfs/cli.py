@@ -72,9 +72,6 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    import contextlib
-    import io
-
     from .backup.status import backup_status, print_backup_status
     from .ingest.cli import print_status
 
@@ -84,11 +81,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         code = print_status(lib)
         print_backup_status(backups)
         return code
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        code = print_status(lib, json_out=True)
-    print(json.dumps({**json.loads(out.getvalue()), "backup": backups}, indent=2, default=str))
-    return code
+    return print_status(lib, json_out=True, extra={"backup": backups})
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

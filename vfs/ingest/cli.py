@@ -204,7 +204,8 @@ def inbox_status(lib) -> dict:
     return out
 
 
-def print_status(lib, json_out: bool = False) -> int:
+def print_status(lib, json_out: bool = False, extra: dict | None = None) -> int:
+    """The inbox queue and background work; `extra` adds sections to the JSON (backups)."""
     from ..background import background_status, print_background
 
     st = inbox_status(lib)
@@ -214,7 +215,7 @@ def print_status(lib, json_out: bool = False) -> int:
         bg = {"error": f"{type(exc).__name__}: {exc}"}
     lib.close()
     if json_out:
-        print(json.dumps({**st, "background": bg}, indent=2, default=str))
+        print(json.dumps({**st, "background": bg, **(extra or {})}, indent=2, default=str))
         return 0
     print(f"inbox: {len(st['pending'])} pending, {len(st['in_progress'])} in progress, "
           f"{len(st['failed'])} failed, {len(st['not_media'])} not media")
