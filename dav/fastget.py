@@ -8,7 +8,9 @@ status, headers and bytes (`_send_resource` in wsgidav's request_server.py). It 
 wsgidav for everything else, so that error pages stay wsgidav's own: folders (dir browser),
 missing paths, core errors, request bodies, `Depth` other than 0, `If:` and `If-Range` headers,
 multi-range and unsatisfiable ranges, failed preconditions other than 304, unreadable files.
-`tests/test_dav_fastget.py` compares both paths header by header and byte by byte.
+`tests/test_dav_fastget.py` compares both paths header by header and byte by byte. A large body
+is handed to the server's `wsgi.file_wrapper` when it is photovfs's own (`sendfile.py`): on plain
+TCP the kernel then sends it with sendfile, as Apache does.
 
 Photos and renditions that were just served are remembered (`NodeCache`) for as long as the
 catalog has not changed: SQLite's `PRAGMA data_version` on a connection of our own moves with every
@@ -35,6 +37,7 @@ from wsgidav.dav_error import HTTP_NOT_MODIFIED, DAVError
 from wsgidav.mw.base_mw import BaseMiddleware
 
 from .provider import PhotoProvider, vpath
+from .sendfile import WrapperFactory
 
 #: requests carrying any of these are left to wsgidav (rare, and their answers are intricate)
 _DELEGATED = ("HTTP_IF", "HTTP_IF_RANGE", "HTTP_TRANSFER_ENCODING")
@@ -126,7 +129,7 @@ class FastGet(BaseMiddleware):
             return [data[start:start + length]] if length else []
         if fh is None:
             return [b""]
-        return _body(fh, start, length, self.block_size)
+        return _body(fh, start, length, self.block_size, environ.get("wsgi.file_wrapper"))
 
     def _headers(self, node: Node, etag: str | None, length: int) -> list[tuple[str, str]]:
         """wsgidav's headers in wsgidav's order (request_server._send_resource)."""
@@ -146,6 +149,9 @@ class FastGet(BaseMiddleware):
 SMALL_FILE = 256 << 10
 #: ... up to this many bytes in all
 CONTENT_BUDGET = 32 << 20
+#: bodies longer than this go through the server's file wrapper (sendfile); shorter ones are one
+#: read and one write, cheaper than the wrapper's extra round through the middlewares
+SENDFILE_MIN = 64 << 10
 
 
 class NodeCache:
@@ -310,9 +316,13 @@ def _range(environ: dict, size: int) -> tuple[int, int] | None | bool:
     return start, length
 
 
-def _body(fh: BinaryIO, start: int, length: int, block: int) -> Iterable[bytes]:
-    """The bytes: one read for a small file (closed at once), else a generator that closes the
-    file when done, when the client goes away (GeneratorExit) or when it is collected."""
+def _body(fh: BinaryIO, start: int, length: int, block: int,
+          file_wrapper: object = None) -> Iterable[bytes]:
+    """The bytes: one read for a small file (closed at once); else our server's file wrapper
+    (sendfile on plain TCP, see sendfile.py), or a generator that closes the file when done, when
+    the client goes away (GeneratorExit) or when it is collected."""
+    if length > SENDFILE_MIN and isinstance(file_wrapper, WrapperFactory):
+        return file_wrapper(fh, block, offset=start, length=length)
     if length <= block:
         try:
             if start:

@@ -31,6 +31,7 @@ from .fastprop import FastPropfind
 from .guard import Guard
 from .props import CatalogPropertyManager
 from .provider import PhotoProvider
+from .sendfile import SendfileGateway
 
 #: GET streams originals in blocks of this size (wsgidav's default is 8 KiB; see bench/bench_dav.py)
 BLOCK_SIZE = 1 << 20
@@ -131,6 +132,7 @@ def make_server(lib, host: str, port: int, *, cert: Path | None = None, key: Pat
     check_exposure(users, host)
     server = wsgi.Server((host, port), make_app(lib, users=users, **app_kw), numthreads=numthreads,
                          server_name="photovfs", shutdown_timeout=2, timeout=60)
+    server.gateway = SendfileGateway  # large GET bodies by sendfile on plain TCP (sendfile.py)
     if cert or key:
         if not (cert and key):
             raise RefusedToServe("TLS needs both --cert and --key")
