@@ -333,3 +333,70 @@ def test_an_older_generation_restores_the_versions_a_later_one_displaced(photo_d
     assert (tmp_path / "old/2021/Italy/IMG_0002.jpg").exists()
     newest = restore(str(dest), tmp_path / "new")
     assert newest["ok"] and not (tmp_path / "new/2021/Italy/IMG_0002.jpg").exists()
+
+
+def test_the_plain_sqlite_catalog_read_equals_the_orm_read(photo_dir, tmp_path):
+    """The backup reads its snapshot with plain sqlite3 (speed); it must describe exactly what the
+    ORM read does: assets, trash files with their expected hashes, people, albums, places, stacks."""
+    from photovfs.backup.engine import _read_catalog, _sqlite_catalog, snapshot_catalog, sqlite_path
+    from photovfs.catalog.models import Person
+    from sqlalchemy import create_engine, update
+    from sqlalchemy.orm import Session
+
+    lib = Library.open(photo_dir)
+    lib.scan()
+    tag(lib, "Trips/Italy 2021", "Anna", [("2021/Italy", "IMG_0001.jpg"), ("phone", "IMG_0001.jpg")])
+    tag(lib, "Family", "Ben", [("old", "scan.jpg")])
+    with lib.write() as s:
+        s.execute(update(Asset).where(Asset.folder == "2021/Italy").values(stack_id=7))
+        s.execute(update(Person).where(Person.name == "Ben").values(trashed=True))
+    lib.remove("by-date/1999/12/31/scan.jpg")  # a trash item with a file
+    snap = tmp_path / "snap.db"
+    snapshot_catalog(sqlite_path(lib.config), snap)
+    lib.close()
+    engine = create_engine(f"sqlite:///{snap}")
+    try:
+        with Session(engine) as s:
+            expected = _read_catalog(s)
+    finally:
+        engine.dispose()
+    got = _sqlite_catalog(snap)
+    assert got == expected
+    assert got[1] and got[2]["stacks"] and got[2]["people"] and got[2]["places"]
+
+
+def test_a_no_change_run_restores_identically_and_an_album_edit_after_it_is_in_the_next(photo_dir, tmp_path):
+    lib = Library.open(photo_dir)
+    lib.scan()
+    lib.close()
+    dest = tmp_path / "dest"
+    first = backup(photo_dir, str(dest))
+    assert first["ok"], first
+    same = backup(photo_dir, str(dest))
+    assert same["ok"] and same["copied"] == [] and same["unchanged"] == 5, same
+    gdir = dest / "generations"
+    assert (gdir / same["generation"] / "MANIFEST.tsv").read_bytes() == \
+        (gdir / first["generation"] / "MANIFEST.tsv").read_bytes()
+    target = tmp_path / "restored"
+    r = restore(str(dest), target, generation=same["generation"])
+    assert r["ok"] and r["restored"] == 5, r
+    for p in photo_dir.rglob("*.jpg"):
+        rel = p.relative_to(photo_dir)
+        assert (target / rel).read_bytes() == p.read_bytes()
+        assert (target / rel).stat().st_mtime_ns == p.stat().st_mtime_ns
+
+    lib = Library.open(photo_dir)
+    tag(lib, "Family", "Ben", [("phone", "IMG_0001.jpg")])  # changes only the catalog
+    lib.close()
+    edited = backup(photo_dir, str(dest))
+    assert edited["ok"] and edited["copied"] == [], edited
+    target2 = tmp_path / "restored2"
+    assert restore(str(dest), target2, generation=edited["generation"])["ok"]
+    lib = Library.open(target2)
+    try:
+        assert len(lib.list("by-album/Family")) == 1
+        assert len(lib.list("by-person/Ben")) == 1
+    finally:
+        lib.close()
+    meta = json.loads((gdir / edited["generation"] / "metadata.json").read_text())
+    assert [a["members"] for a in meta["albums"] if a["path"] == "Family"] == [["phone/IMG_0001.jpg"]]

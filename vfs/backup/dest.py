@@ -194,18 +194,25 @@ class LocalDest:
             return None
 
     def write_bytes(self, rel: str, data: bytes) -> None:
+        """Write, read back, rename into place. In batch mode the file and its folders become
+        durable at the next sync() (a generation's manifest and metadata: one sync with the
+        rest, before DONE), else at once."""
         final = self._p(rel)
-        final.parent.mkdir(parents=True, exist_ok=True)
+        self._mkdirs(str(final.parent))  # new folders are changed entries of their parents
         tmp = final.parent / _tmp_name()
         with open(tmp, "wb") as fh:
             fh.write(data)
             fh.flush()
-            os.fsync(fh.fileno())
+            if not self.batch:
+                os.fsync(fh.fileno())
         if hashlib.sha256(tmp.read_bytes()).digest() != hashlib.sha256(data).digest():
             tmp.unlink()
             raise VerifyError(f"{rel}: written bytes differ")
         os.replace(tmp, final)
-        fsync_dir(final.parent)
+        if self.batch:
+            with self._lock:
+                self._unsynced.append(str(final))
+        self._fsync_dir(final.parent)
 
     def _buffer(self) -> memoryview:
         buf = getattr(self._local, "buf", None)
