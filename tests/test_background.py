@@ -119,7 +119,8 @@ def test_a_new_ingest_gets_its_rendition_and_its_faces(tmp_path):
             from photovfs.people.pipeline import pending
 
             assert _wait(lambda: not pending(lib)[0])
-            assert read_status(lib.config.state_dir)["faces"]["pending"] == 0
+            # the status file is written by the loop after the work: it may lag a moment
+            assert _wait(lambda: read_status(lib.config.state_dir)["faces"]["pending"] == 0)
     finally:
         bg.stop()
     lib.close()
