@@ -24,7 +24,7 @@ def sftp_remote(tmp_path, monkeypatch):
     """An SFTP server on 127.0.0.1 with a one-time user and password, serving tmp_path/served."""
     served = tmp_path / "served"
     served.mkdir()
-    port, user, password = free_port(), "backup", secrets.token_urlsafe(12)
+    port, user, password = free_port(), "backup", secrets.token_hex(12)  # never "-..." (a flag)
     cache = tmp_path / "rclone-cache"  # the server's generated host key goes here
     server = subprocess.Popen(
         ["rclone", "--config", os.devnull, "--cache-dir", str(cache), "serve", "sftp",
