@@ -257,6 +257,9 @@ class _InlineExecutor:
         done.set_result(fn(*args))
         return done
 
+    def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
+        pass
+
     def __enter__(self):
         return self
 
