@@ -181,7 +181,9 @@ def bare_pool(files: list[Path], size: int, workers: int = 2) -> float:
 
 
 def first_thumbs_listing(root: Path) -> tuple[float, int]:
-    """Seconds of the first PROPFIND of the cold thumbnails day folder, in a fresh server."""
+    """Seconds of the first PROPFIND of the cold thumbnails day folder, in a fresh server (the
+    rendition cache of a kept library is emptied first, so the listing is really cold)."""
+    shutil.rmtree(root / ".photovfs" / "renditions", ignore_errors=True)
     port, proc = start([sys.executable, __file__, "--serve", str(root)])
     try:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
