@@ -155,3 +155,46 @@ def parse_multistatus(data: bytes) -> dict[str, dict[str, str | None]]:
 
 def have(tool: str) -> bool:
     return shutil.which(tool) is not None
+
+
+# ---- raw requests (the fast paths' tests compare answers header by header) -------------------
+@dataclass
+class Answer:
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+
+    def header(self, name: str) -> str | None:
+        return next((v for k, v in self.headers if k.lower() == name.lower()), None)
+
+    def comparable(self) -> tuple[int, list[tuple[str, str]], bytes]:
+        """Status, headers (lower-case names, no Date) and body: what two paths must agree on."""
+        return self.status, [(k.lower(), v) for k, v in self.headers if k.lower() != "date"], \
+            self.body
+
+
+def send(port: int, method: str, path: str, headers: dict | None = None, body: bytes | None = None,
+         auth: tuple[str, str] | None = None, tls: bool = False) -> Answer:
+    """One request on a new connection, with the path sent byte for byte as given (requests
+    would normalise it); `tls` trusts any certificate (the tests make their own)."""
+    import base64
+    import http.client
+    import ssl
+
+    if tls:
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        conn: http.client.HTTPConnection = http.client.HTTPSConnection(
+            "127.0.0.1", port, timeout=60, context=ctx)
+    else:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    hdrs = dict(headers or {})
+    if auth:
+        hdrs["Authorization"] = "Basic " + base64.b64encode(":".join(auth).encode()).decode()
+    try:
+        conn.request(method, path, body=body, headers=hdrs)
+        r = conn.getresponse()
+        return Answer(r.status, r.getheaders(), r.read())
+    finally:
+        conn.close()

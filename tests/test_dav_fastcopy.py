@@ -10,15 +10,13 @@ pass by both paths being wsgidav.
 
 from __future__ import annotations
 
-import base64
-import http.client
 import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from dav_helpers import LOCK_BODY, make_photos
+from dav_helpers import LOCK_BODY, Answer, make_photos, send
 from photovfs.dav.provider import PhotoProvider
 from photovfs.dav.server import close_lock_storage, run_in_thread
 from photovfs.library import Library
@@ -34,31 +32,6 @@ DEAD_PROP = b"""<?xml version="1.0" encoding="utf-8" ?>
 <Z:colour>teal</Z:colour></D:prop></D:set></D:propertyupdate>"""
 COLOUR = b"""<?xml version="1.0" encoding="utf-8" ?>
 <D:propfind xmlns:D="DAV:" xmlns:Z="urn:example:"><D:prop><Z:colour/></D:prop></D:propfind>"""
-
-
-@dataclass
-class Answer:
-    status: int
-    headers: list[tuple[str, str]]
-    body: bytes
-
-    def header(self, name: str) -> str | None:
-        return next((v for k, v in self.headers if k.lower() == name.lower()), None)
-
-
-def send(port: int, method: str, path: str, headers: dict | None = None, body: bytes | None = None,
-         auth: tuple[str, str] | None = None) -> Answer:
-    """One request with the path sent byte for byte as given."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-    hdrs = dict(headers or {})
-    if auth:
-        hdrs["Authorization"] = "Basic " + base64.b64encode(":".join(auth).encode()).decode()
-    try:
-        conn.request(method, path, body=body, headers=hdrs)
-        r = conn.getresponse()
-        return Answer(r.status, r.getheaders(), r.read())
-    finally:
-        conn.close()
 
 
 def _comparable(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:

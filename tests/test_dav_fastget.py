@@ -19,7 +19,7 @@ from email.utils import formatdate
 
 import pytest
 import requests
-from dav_helpers import DavServer, make_photos
+from dav_helpers import Answer, DavServer, make_photos, send
 from ingest_helpers import heic
 from photovfs.dav.provider import PhotoProvider
 from photovfs.dav.server import run_in_thread
@@ -35,31 +35,9 @@ BIG_SIZE = 3 * (1 << 20) + 12345  # several 1 MiB blocks and a short last one
 _STAMP = re.compile(rb"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+")  # wsgidav error pages carry the time
 
 
-@dataclass
-class Answer:
-    status: int
-    headers: list[tuple[str, str]]
-    body: bytes
-
-    def header(self, name: str) -> str | None:
-        return next((v for k, v in self.headers if k.lower() == name.lower()), None)
-
-
 def fetch(port: int, method: str, path: str, headers: dict | None = None,
           auth: tuple[str, str] | None = None) -> Answer:
-    """One request with the path sent byte for byte as given."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-    hdrs = dict(headers or {})
-    if auth:
-        import base64
-
-        hdrs["Authorization"] = "Basic " + base64.b64encode(":".join(auth).encode()).decode()
-    try:
-        conn.request(method, path, headers=hdrs)
-        r = conn.getresponse()
-        return Answer(r.status, r.getheaders(), r.read())
-    finally:
-        conn.close()
+    return send(port, method, path, headers, auth=auth)
 
 
 @dataclass

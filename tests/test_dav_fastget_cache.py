@@ -9,12 +9,11 @@ fast server runs are counted on the library's engine, so "from the cache" is a f
 
 from __future__ import annotations
 
-import http.client
 import re
 from dataclasses import dataclass
 
 import pytest
-from dav_helpers import DavServer, make_photos
+from dav_helpers import Answer, DavServer, make_photos, send
 from photovfs.dav.server import run_in_thread
 from photovfs.library import Library
 from sqlalchemy import event
@@ -26,24 +25,8 @@ THUMB2 = "/thumbnails/originals/2021/Italy/IMG_0002.jpg"
 _STAMP = re.compile(rb"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+")
 
 
-@dataclass
-class Answer:
-    status: int
-    headers: list[tuple[str, str]]
-    body: bytes
-
-    def header(self, name: str) -> str | None:
-        return next((v for k, v in self.headers if k.lower() == name.lower()), None)
-
-
 def fetch(port: int, method: str, path: str, headers: dict | None = None) -> Answer:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-    try:
-        conn.request(method, path, headers=headers or {})
-        r = conn.getresponse()
-        return Answer(r.status, r.getheaders(), r.read())
-    finally:
-        conn.close()
+    return send(port, method, path, headers)
 
 
 @dataclass

@@ -13,14 +13,13 @@ import http.client
 import os
 import shutil
 import socket
-import ssl
 import struct
 import subprocess
 import time
 from dataclasses import dataclass
 
 import pytest
-from dav_helpers import DavServer, make_photos
+from dav_helpers import Answer, DavServer, make_photos, send
 from photovfs.dav.sendfile import SendfileGateway
 from photovfs.dav.server import run_in_thread
 
@@ -30,33 +29,9 @@ RANGES = ["bytes=0-99", "bytes=0-1048575", "bytes=3000000-5000000", "bytes=-2000
           f"bytes={BIG_SIZE - 70000}-", f"bytes=1000-{BIG_SIZE + 50}"]
 
 
-@dataclass
-class Answer:
-    status: int
-    headers: list[tuple[str, str]]
-    body: bytes
-
-    def comparable(self) -> tuple[int, list[tuple[str, str]], bytes]:
-        return self.status, [(k.lower(), v) for k, v in self.headers if k.lower() != "date"], \
-            self.body
-
-
 def fetch(port: int, method: str = "GET", path: str = BIG, headers: dict | None = None,
           tls: bool = False) -> Answer:
-    if tls:
-        ctx = ssl.create_default_context()
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-        conn: http.client.HTTPConnection = http.client.HTTPSConnection(
-            "127.0.0.1", port, timeout=60, context=ctx)
-    else:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-    try:
-        conn.request(method, path, headers=headers or {})
-        r = conn.getresponse()
-        return Answer(r.status, r.getheaders(), r.read())
-    finally:
-        conn.close()
+    return send(port, method, path, headers, tls=tls)
 
 
 @dataclass
