@@ -317,17 +317,7 @@ class Background:
     def start(self, after: threading.Thread | None = None) -> Background:
         """Start the jobs; with `after` (the start-up scan), they begin once it has finished."""
         self._after = after
-        self._orig_on_inbox = self.lib.on_inbox
-        if self._orig_on_inbox is not None:
-            orig = self._orig_on_inbox
-
-            def on_inbox(path, actor):
-                try:
-                    orig(path, actor)
-                finally:
-                    self.changed("ingest")
-
-            self.lib.on_inbox = on_inbox
+        self._orig_on_inbox = _hook_inbox(self.lib, self.changed)
         jobs: list[tuple[Callable[[], None], str]] = [(self._poll_loop, "poll")]
         if self.cfg.renditions:
             jobs.append((self._renditions_loop, "renditions"))
@@ -677,17 +667,7 @@ class BackgroundProcess:
     def start(self, after: Waitable | None = None) -> BackgroundProcess:
         """Spawn the child now; its work begins once `after` (the start-up scan) is done."""
         self._spawn()
-        self._orig_on_inbox = self.lib.on_inbox
-        if self._orig_on_inbox is not None:
-            orig = self._orig_on_inbox
-
-            def on_inbox(path, actor):
-                try:
-                    orig(path, actor)
-                finally:
-                    self.changed("ingest")
-
-            self.lib.on_inbox = on_inbox
+        self._orig_on_inbox = _hook_inbox(self.lib, self.changed)
         self._thread = threading.Thread(target=self._supervise, args=(after,),
                                         name="photovfs-bg-supervisor", daemon=True)
         self._thread.start()
@@ -957,3 +937,18 @@ def cmd_backup_add(state_dir: Path, dest: str, schedule: str) -> int:
     print(f"registered {entry['dest']} ({schedule}); `photovfs serve` and `photovfs mount` keep it "
           f"current")
     return 0
+
+
+def _hook_inbox(lib, changed: Callable[[str], None]) -> Callable[..., None] | None:
+    """Wrap the library's ingest hook so that every upload also says "ingest" to the background
+    work (renditions, faces, backups); returns the original hook, for `stop()` to put back."""
+    orig = lib.on_inbox
+    if orig is not None:
+        def on_inbox(path, actor):
+            try:
+                orig(path, actor)
+            finally:
+                changed("ingest")
+
+        lib.on_inbox = on_inbox
+    return orig
