@@ -233,17 +233,10 @@ class LocalDest:
         tmp = f"{folder}/{_tmp_name()}"
         h = hashlib.sha256()
         view = self._buffer()
-        written = 0
         placed = False
         try:
             with open(src, "rb", buffering=0) as fin, open(tmp, "xb", buffering=0) as fout:
-                while n := fin.readinto(view):
-                    chunk = view[:n]
-                    h.update(chunk)
-                    done = 0
-                    while done < n:
-                        done += fout.write(chunk[done:])
-                    written += n
+                written = _copy_hashing(fin, fout, view, h)
                 fd = fout.fileno()
                 if os.fstat(fd).st_size != written:
                     raise VerifyError(f"{rel}: short copy")
@@ -288,12 +281,7 @@ class LocalDest:
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             return None
         with fin, open(local, "wb", buffering=0) as fout:
-            while n := fin.readinto(view):
-                chunk = view[:n]
-                h.update(chunk)
-                done = 0
-                while done < n:
-                    done += fout.write(chunk[done:])
+            _copy_hashing(fin, fout, view, h)
         return h.hexdigest()
 
     def sha256(self, rel: str) -> str | None:
@@ -462,3 +450,17 @@ class RcloneDest:
         out = {e["Path"]: e["Size"] for e in self._lsjson(rel, "-R", "--files-only")}
         self._index().update(f"{rel}/{p}" for p in out)
         return out
+
+
+def _copy_hashing(fin, fout, view: memoryview, h) -> int:
+    """Copy fin to fout through the reused buffer `view`, hashing the very bytes written (one
+    read, not a copy and then a second read to verify it); returns the byte count."""
+    written = 0
+    while n := fin.readinto(view):
+        chunk = view[:n]
+        h.update(chunk)
+        done = 0
+        while done < n:
+            done += fout.write(chunk[done:])
+        written += n
+    return written
