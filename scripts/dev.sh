@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(python3-venv python3-dev gcc pkg-config fuse3 libfuse3-dev samba smbclient litmus
-              rclone cadaver ffmpeg rsync curl postgresql)
+              rclone cadaver ffmpeg rsync curl postgresql openssl)
 
 need_apt() {
   local missing=()
