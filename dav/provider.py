@@ -7,6 +7,8 @@ do it. Core errors become HTTP statuses through the one table in `dav/errors.py`
 
 from __future__ import annotations
 
+from datetime import UTC
+from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING
 
 from photovfs.errors import NotFound, PhotoVFSError
@@ -36,6 +38,29 @@ WIN32_PROPS = (
     "{urn:schemas-microsoft-com:}Win32LastModifiedTime",
     "{urn:schemas-microsoft-com:}Win32FileAttributes",
 )
+
+#: the Win32 times that map onto the file's own times (Library.set_times: index 0 atime, 1 mtime)
+WIN32_TIMES = {
+    "{urn:schemas-microsoft-com:}Win32LastAccessTime": 0,
+    "{urn:schemas-microsoft-com:}Win32LastModifiedTime": 1,
+}
+
+
+def win32_time_ns(value) -> int | None:
+    """The nanoseconds of a Win32 time property (an RFC 1123 date), None when unreadable.
+
+    Explorer sends the local file's times after a PUT; an unreadable one is kept as a dead
+    property only, never an error (Explorer reports a failed copy for any PROPPATCH error)."""
+    text = getattr(value, "text", value)
+    if not isinstance(text, str) or not text.strip():
+        return None
+    try:
+        when = parsedate_to_datetime(text.strip())
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return int(when.timestamp()) * 1_000_000_000
 
 
 def actor_of(environ: dict) -> Actor:
@@ -239,7 +264,21 @@ class _Common:
             if name in WIN32_PROPS:
                 return None
             raise DAVError(HTTP_FORBIDDEN, context_info=exc.reason) from exc
+        if name in WIN32_TIMES and not dry_run:
+            self._set_win32_time(WIN32_TIMES[name], value)
         return super().set_property_value(name, value, dry_run=dry_run)
+
+    def _set_win32_time(self, which: int, value) -> None:
+        """Explorer's times after a copy land on the file itself where the core lets times
+        stick (inbox and side files: `Library.set_times`, the rule FUSE's setattr uses too);
+        on photos the core ignores them, so the catalog's times stay."""
+        ns = win32_time_ns(value)
+        if ns is None or self.node is None or self.node.is_dir:
+            return
+        times: list[int | None] = [None, None]
+        times[which] = ns
+        with translate("PROPPATCH"):
+            self.lib.set_times(self.vpath, times[0], times[1])
 
 
 class FileResource(_Common, DAVNonCollection):

@@ -218,6 +218,24 @@ def test_proppatch_of_win32_times_on_a_read_only_view_never_answers_500(dav):
         assert "500" not in r.text
 
 
+def test_windows_times_after_a_put_land_on_the_inbox_file_and_not_on_photos(dav):
+    """Explorer copies a file, then PROPPATCHes its Win32 times: an inbox file keeps them on
+    disk (as `touch` over FUSE does); a photo keeps the catalog's time."""
+    assert dav.request("PUT", "inbox/times.txt", data=b"not a photo").status_code in (201, 204)
+    r = dav.request("PROPPATCH", "inbox/times.txt", data=WIN32_PROPPATCH,
+                    headers={"Content-Type": "text/xml"})
+    assert r.status_code == 207 and "200 OK" in r.text, r.text[:300]
+    on_disk = dav.lib.config.inbox_dir / "times.txt"
+    assert int(on_disk.stat().st_mtime) == 1619775759  # Fri, 30 Apr 2021 09:42:39 GMT
+    props = dav.propfind("inbox/times.txt", "0")["/inbox/times.txt"]
+    assert props[DAV + "getlastmodified"] == "Fri, 30 Apr 2021 09:42:39 GMT"
+    photo = first_photo(dav)
+    before = dav.propfind(photo, "0")["/" + photo][DAV + "getlastmodified"]
+    r = dav.request("PROPPATCH", photo, data=WIN32_PROPPATCH, headers={"Content-Type": "text/xml"})
+    assert r.status_code == 207
+    assert dav.propfind(photo, "0")["/" + photo][DAV + "getlastmodified"] == before
+
+
 def test_proppatch_of_other_properties_on_a_computed_folder_is_refused_per_property(dav):
     body = b"""<?xml version="1.0"?><D:propertyupdate xmlns:D="DAV:" xmlns:x="urn:x">
     <D:set><D:prop><x:color>red</x:color></D:prop></D:set></D:propertyupdate>"""
