@@ -98,6 +98,43 @@ def _ok(report: dict) -> dict:
     return report
 
 
+def _stages(report: dict) -> str:
+    return ", ".join(f"{k} {v * 1000:.0f}" for k, v in report.get("stages", {}).items())
+
+
+def _profile_no_change(lib_dir: Path, dest: Path, state: Path, rd: Path, n: int) -> None:
+    """No-change backups alternating with `rsync -a` second runs (same tree, same moment): the
+    wall and CPU time of each (CPU: this process, or rsync's children; find's children too for
+    photovfs), the ratio of the medians, and the stages of the last backup (ms)."""
+    import resource
+    import statistics
+
+    from photovfs.backup.engine import backup
+
+    sh("rsync", "-a", f"{lib_dir}/", f"{rd}/")
+
+    def children() -> float:
+        ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return ru.ru_utime + ru.ru_stime
+
+    ours, theirs, report = [], [], {}
+    for _ in range(n):
+        c0, k0, t0 = time.process_time(), children(), time.perf_counter()
+        report = _ok(backup(lib_dir, str(dest), state_dir=state))
+        ours.append((time.perf_counter() - t0, time.process_time() - c0 + children() - k0,
+                     report.get("unchanged_fast")))
+        k0, t0 = children(), time.perf_counter()
+        sh("rsync", "-a", f"{lib_dir}/", f"{rd}/")
+        theirs.append((time.perf_counter() - t0, children() - k0))
+    shutil.rmtree(rd)
+    for (w, c, fast), (rw, rc) in zip(ours, theirs, strict=True):
+        print(f"  no change {w:.3f} s (cpu {c:.3f}, quick {fast})   rsync -a second {rw:.3f} s "
+              f"(cpu {rc:.3f})   {w / rw:.2f}x   (load {load()})", file=sys.stderr)
+    mo, mt = statistics.median(w for w, _, _ in ours), statistics.median(w for w, _ in theirs)
+    print(f"  median: no change {mo:.3f} s, rsync -a second {mt:.3f} s: {mo / mt:.2f}x "
+          f"(target <= 2)\n  stages: {_stages(report)}", file=sys.stderr, flush=True)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--count", type=int, default=1000)
@@ -105,6 +142,10 @@ def main() -> int:
     ap.add_argument("--max-mb", type=float, default=3.0)
     ap.add_argument("--no-peers", action="store_true", help="photovfs only (for profiling)")
     ap.add_argument("--tmp", default=None, help="where to build the library (default: $TMPDIR)")
+    ap.add_argument("--profile", action="store_true",
+                    help="print each backup's stages (report['stages']) and repeat the no-change "
+                    "run next to rsync -a's second run --repeat times")
+    ap.add_argument("--repeat", type=int, default=5, help="no-change pairs with --profile")
     args = ap.parse_args()
 
     from photovfs.backup.engine import backup, check, restore
@@ -131,9 +172,15 @@ def main() -> int:
         lib.close()
         dest = tmp / "dest"
         sh("sync")
-        row("backup first", timed(lambda: _ok(backup(lib_dir, str(dest), state_dir=state))))
+        reports: list[dict] = []
+        row("backup first", timed(lambda: reports.append(
+            _ok(backup(lib_dir, str(dest), state_dir=state)))))
+        if args.profile:
+            print(f"  stages: {_stages(reports[-1])}", file=sys.stderr)
         sh("sync")
         row("backup no change", timed(lambda: _ok(backup(lib_dir, str(dest), state_dir=state))))
+        if args.profile:
+            _profile_no_change(lib_dir, dest, state, tmp / "rsync-profile", args.repeat)
         if not args.no_peers and shutil.which("rsync"):
             rd = tmp / "rsync"
             sh("sync")

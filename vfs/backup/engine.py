@@ -8,6 +8,7 @@ and is not green.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import secrets
@@ -39,8 +40,11 @@ from ..config import Config, load_config
 from ..errors import NotFound, PhotoVFSError
 from ..hashing import sha256_file
 from ..metadata import media_kind
-from ..names import fs_to_text, is_side_file, text_to_fs
+from ..metadata.kinds import MEDIA_EXTS
+from ..names import SIDE_FILE_PATTERNS, fs_to_text, is_side_file, text_to_fs
 from ..scan import SKIP_DIRS
+from . import quick
+from . import walk as find_walk
 from .dest import (
     LocalDest,
     RcloneDest,
@@ -111,6 +115,27 @@ def done_generations(dest) -> list[str]:
 def read_manifest(dest, gen: str) -> dict[str, Entry]:
     data = dest.read_bytes(f"generations/{gen}/MANIFEST.tsv")
     return parse_manifest(data) if data is not None else {}
+
+
+def _read_previous(dest, gen: str, recorded) -> tuple[bytes | None, dict[str, Entry] | None]:
+    """A generation's manifest as stored, and parsed -- unless its sha256 is `recorded()`'s (a
+    run that may have nothing to do: it is parsed later if it is needed after all)."""
+    raw = dest.read_bytes(f"generations/{gen}/MANIFEST.tsv")
+    if raw is None:
+        return None, None
+    known = recorded()
+    if known is not None and hashlib.sha256(raw).hexdigest() == known:
+        return raw, None
+    return raw, parse_manifest(raw)
+
+
+def _done_record(dest, gen: str) -> dict:
+    """A finished generation's DONE record ({} when unreadable: nothing is reused from it)."""
+    try:
+        data = json.loads(dest.read_bytes(f"generations/{gen}/DONE") or b"{}")
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 # ---- library side --------------------------------------------------------------------------------
@@ -186,12 +211,53 @@ def disk_problems(cfg: Config, sidecars: list[str] | None = None,
                   stats: dict[str, tuple[int, int]] | None = None
                   ) -> tuple[dict[str, tuple[str, str]], set[str]]:
     """Walk the originals: ({rel: (kind, detail)} for media-named things that cannot be backed up,
-    set of rel of every regular media file). XMP sidecars found are appended to `sidecars`, and
-    (size, mtime_ns) of every regular media file goes to `stats`. One scandir per folder and one
-    stat per media file (os.walk would stat every entry once more to tell folders from files)."""
+    set of rel of every regular media file). XMP sidecars found are appended to `sidecars`
+    (sorted), and (size, mtime_ns) of every regular media file goes to `stats`. GNU find walks
+    when it can (walk.py: in C, beside the snapshot), else Python does."""
+    found = find_walk.library(str(cfg.library), str(cfg.state_dir), SKIP_DIRS, MEDIA_EXTS,
+                              is_side_file, sidecars, stats)
+    if found is not None:
+        return found
+    return disk_problems_py(cfg, sidecars, stats)
+
+
+#: what a library walk's answer depends on besides the listing (a new photovfs may know more)
+_WALK_RULES = repr((quick.VERSION, sorted(MEDIA_EXTS), sorted(SKIP_DIRS), SIDE_FILE_PATTERNS))
+
+
+def _walk_library(cfg: Config, sidecars: list[str], stats: dict[str, tuple[int, int]],
+                  recorded) -> tuple[dict | None, set[str] | None, str | None, bytes | None]:
+    """disk_problems, and the fingerprint of find's listing (walk.listing_digest; None without
+    find). When the fingerprint is `recorded()`'s, the listing is returned unread instead of
+    problems and regular (parse it with _read_listing if it is needed after all)."""
+    root, state = str(cfg.library), str(cfg.state_dir)
+    listing = find_walk.library_listing(root, state, SKIP_DIRS)
+    if listing is None:
+        problems, regular = disk_problems_py(cfg, sidecars, stats)
+        return problems, regular, None, None
+    digest = find_walk.listing_digest(listing, root, state, _WALK_RULES)
+    if digest is not None and digest == recorded():
+        return None, None, digest, listing
+    problems, regular = _read_listing(cfg, listing, sidecars, stats)
+    return problems, regular, digest, None
+
+
+def _read_listing(cfg: Config, listing: bytes, sidecars: list[str],
+                  stats: dict[str, tuple[int, int]]) -> tuple[dict, set[str]]:
+    found = find_walk.parse_library(listing, str(cfg.library), MEDIA_EXTS, is_side_file,
+                                    sidecars, stats)
+    return found if found is not None else disk_problems_py(cfg, sidecars, stats)
+
+
+def disk_problems_py(cfg: Config, sidecars: list[str] | None = None,
+                     stats: dict[str, tuple[int, int]] | None = None
+                     ) -> tuple[dict[str, tuple[str, str]], set[str]]:
+    """disk_problems in Python: one scandir per folder and one stat per media file (os.walk
+    would stat every entry once more to tell folders from files); names unreadable folders."""
     problems: dict[str, tuple[str, str]] = {}
     regular: set[str] = set()
     state = str(cfg.state_dir)
+    found_sidecars: list[str] = []
 
     def walk(path: str, reldir: str) -> None:
         try:
@@ -216,11 +282,15 @@ def disk_problems(cfg: Config, sidecars: list[str] | None = None,
                     problems[rel] = ("UNREADABLE", "a folder named like a photo")
                 walk(e.path, rel)
                 continue
-            if is_sidecar(name):
-                if sidecars is not None and not is_side_file(name):
-                    sidecars.append(rel)
+            low = name.lower()
+            if low.endswith(".xmp"):  # is_sidecar
+                if not is_side_file(name):
+                    found_sidecars.append(rel)
                 continue
-            if media_kind(name) is None or is_side_file(name):
+            # media_kind(name) is not None, inlined (a call per file is a third of the walk)
+            dot = low.rfind(".")
+            if dot <= 0 or low[dot:] not in MEDIA_EXTS or (
+                    name[0] == "." and not name[:dot].strip(".")) or is_side_file(name):
                 continue
             try:
                 st = e.stat()  # follows a symlink, as a copy would
@@ -238,6 +308,8 @@ def disk_problems(cfg: Config, sidecars: list[str] | None = None,
                 stats[rel] = (st.st_size, st.st_mtime_ns)
 
     walk(str(cfg.library), "")
+    if sidecars is not None:
+        sidecars.extend(sorted(found_sidecars))  # (the order find's walk gives them too)
     return problems, regular
 
 
@@ -258,10 +330,13 @@ def _load_json(path: Path, default):
         return default
 
 
-def _save_json(path: Path, data) -> None:
+def _save_json(path: Path, data, *, compact: bool = False) -> None:
+    """Write atomically. `compact`: one line (json's C encoder; with an indent it encodes in
+    Python, ~0.1 s for the fixity log of 10,000 photos)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
+    tmp.write_text(json.dumps(data, sort_keys=True) if compact
+                   else json.dumps(data, indent=1, sort_keys=True))
     os.replace(tmp, path)
 
 
@@ -307,18 +382,29 @@ def export_metadata(s: Session) -> dict:
             "keywords": keywords, "stacks": stacks}
 
 
-def snapshot_catalog(src: Path, dst: Path) -> None:
-    """An atomic copy of a live SQLite catalog (online backup API), checked with quick_check: every
-    page and b-tree of the copy is read back (integrity_check also cross-checks each index against
-    its table, which costs twice as long and checks the source's contents, not the copy; `check`
-    runs it on the live catalog)."""
+def snapshot_catalog(src: Path, dst: Path, known_sha256: str | None = None) -> str:
+    """An atomic copy of a live SQLite catalog (online backup API); returns its sha256. Checked
+    with quick_check: every page and b-tree of the copy is read back (integrity_check also
+    cross-checks each index against its table, which costs twice as long and checks the source's
+    contents, not the copy; `check` runs it on the live catalog) -- unless its bytes equal
+    `known_sha256`, a snapshot that passed it before (an unchanged catalog copies to the same
+    bytes). The copy is a scratch file until the destination's sync: no journal, no fsync here."""
     with sqlite3.connect(f"file:{src}?mode=ro", uri=True) as a, sqlite3.connect(dst) as b:
+        b.execute("PRAGMA journal_mode=OFF")
+        b.execute("PRAGMA synchronous=OFF")
         a.backup(b)
-    with sqlite3.connect(dst) as b:
-        res = b.execute("PRAGMA quick_check").fetchall()
         b.execute("PRAGMA journal_mode=DELETE")  # a single self-contained file
+    a.close()
+    b.close()
+    sha = sha256_file(dst)
+    if sha == known_sha256:
+        return sha
+    with sqlite3.connect(f"file:{dst}?mode=ro", uri=True) as b:
+        res = b.execute("PRAGMA quick_check").fetchall()
+    b.close()
     if res != [("ok",)]:
         raise VerifyError(f"catalog snapshot fails quick_check: {res[:3]}")
+    return sha
 
 
 def pg_tool(name: str) -> str | None:
@@ -370,6 +456,8 @@ class CatalogView:
     meta: dict
     snapshot: Path | None = None  # the catalog snapshot file to store
     snapshot_name: str = "catalog.db"
+    snapshot_sha256: str | None = None  # a SQLite snapshot's: equal bytes = an unchanged catalog
+    rows: bool = True  # False: only the snapshot was taken (see read_catalog's rows_needed)
 
     def rels(self) -> set[str]:
         return {a[0] for a in self.assets}
@@ -401,13 +489,15 @@ def _sqlite_catalog(db: Path) -> tuple[list[tuple], list[tuple[str, str | None]]
     c = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
         q = c.execute
-        live = [r for r in q("SELECT folder, filename, sha256, size, mtime_ns, stack_id, id "
-                             "FROM assets WHERE status != ?", (STATUS_TRASHED,))]
-        assets = [(_rel(f, n), sha, size, mtime, stack) for f, n, sha, size, mtime, stack, _i
-                  in live]
-        paths = {i: f"{f}/{n}" if f else n for i, f, n in q("SELECT id, folder, filename "
-                                                             "FROM assets")}
-        shas = {i: sha for i, sha in q("SELECT id, sha256 FROM assets")}
+        rows = q("SELECT folder, filename, sha256, size, mtime_ns, stack_id, id, status "
+                 "FROM assets").fetchall()  # one pass over the table for all three uses
+        paths = {r[6]: f"{r[0]}/{r[1]}" if r[0] else r[1] for r in rows}
+        shas = {r[6]: r[2] for r in rows}
+        live = [r for r in rows if r[7] != STATUS_TRASHED]
+        assets = []
+        for _f, _n, sha, size, mtime, stack, i, _st in live:
+            p = paths[i]
+            assets.append((p if p.isascii() else text_to_fs(p), sha, size, mtime, stack))
         trash: list[tuple[str, str | None]] = []
         for kind, asset_id, file, payload in q(
                 "SELECT kind, asset_id, file, payload FROM trash_items WHERE file IS NOT NULL"):
@@ -442,7 +532,7 @@ def _sqlite_catalog(db: Path) -> tuple[list[tuple], list[tuple[str, str | None]]
         keywords = [{"name": name, "members": sorted(in_kw.get(i, []))}
                     for i, name in q("SELECT id, name FROM keywords ORDER BY name")]
         groups: dict[int, list[str]] = {}
-        for _f, _n, _sha, _size, _mtime, stack_id, aid in live:
+        for _f, _n, _sha, _size, _mtime, stack_id, aid, _st in live:
             if stack_id is not None:
                 groups.setdefault(stack_id, []).append(paths[aid])
         stacks = [sorted(m) for _, m in sorted(groups.items()) if len(m) > 1]
@@ -453,17 +543,30 @@ def _sqlite_catalog(db: Path) -> tuple[list[tuple], list[tuple[str, str | None]]
     return assets, trash, meta
 
 
-def read_catalog(lib, td: Path) -> CatalogView:
+def read_catalog(cfg: Config, td: Path, library, known_sha256: str | None = None,
+                 rows_needed=None) -> CatalogView:
     """Snapshot the catalog first, then read assets, trash and metadata *from that snapshot*: files
     ingested or albums edited while the backup runs belong to the next generation, never half to
-    this one (no catalog row without its file, no album member without its row)."""
-    cfg = lib.config
+    this one (no catalog row without its file, no album member without its row). `library()`
+    opens the Library, only when it is needed: a PostgreSQL catalog, a catalog not made yet, or
+    one whose schema is older than the plain reads (opening it migrates it). With
+    `rows_needed(sha256)` False, only the SQLite snapshot is taken (`_with_rows` reads it later)."""
     dbp = sqlite_path(cfg)
-    if dbp is not None:
+    if dbp is not None and dbp.exists():
         snap = td / "catalog.db"
-        snapshot_catalog(dbp, snap)
-        assets, trash, meta = _sqlite_catalog(snap)
-        return CatalogView(assets, trash, meta, snap, "catalog.db")
+        sha = snapshot_catalog(dbp, snap, known_sha256)
+        if rows_needed is not None and not rows_needed(sha):
+            return CatalogView([], [], {}, snap, "catalog.db", sha, rows=False)
+        try:
+            assets, trash, meta = _sqlite_catalog(snap)
+        except sqlite3.OperationalError:  # an older schema: migrate, snapshot again
+            library()
+            sha = snapshot_catalog(dbp, snap)
+            assets, trash, meta = _sqlite_catalog(snap)
+        return CatalogView(assets, trash, meta, snap, "catalog.db", sha)
+    lib = library()
+    if dbp is not None:  # made just now by opening the library
+        return read_catalog(cfg, td, library, known_sha256)
     if lib.engine.dialect.name == "postgresql":
         from sqlalchemy import text
 
@@ -481,8 +584,35 @@ def read_catalog(lib, td: Path) -> CatalogView:
     return CatalogView(assets, trash, meta, None)
 
 
-def _fixity_due(rec: dict | None, now: float, days: float) -> bool:
-    return rec is None or not rec.get("ok", True) or now - rec.get("verified_at", 0.0) > days * 86400
+def _with_rows(view: CatalogView) -> CatalogView:
+    """A snapshot-only view (rows=False) with its rows read from that same snapshot."""
+    assert view.snapshot is not None
+    assets, trash, meta = _sqlite_catalog(view.snapshot)
+    return CatalogView(assets, trash, meta, view.snapshot, view.snapshot_name,
+                       view.snapshot_sha256)
+
+
+class _Laps:
+    """Wall-clock seconds per stage of a run (report["stages"]): where a no-change run's time goes,
+    measured by the run itself rather than guessed (the benchmark prints them with --profile)."""
+
+    def __init__(self) -> None:
+        self.stages: dict[str, float] = {}
+        self._t = time.monotonic()
+
+    def __call__(self, name: str) -> None:
+        now = time.monotonic()
+        self.stages[name] = round(self.stages.get(name, 0.0) + now - self._t, 4)
+        self._t = now
+
+
+def _timed(stages: dict[str, float], name: str, fn, *args):
+    """fn(*args), its wall-clock seconds kept in stages[name] (for work run in a thread)."""
+    t = time.monotonic()
+    try:
+        return fn(*args)
+    finally:
+        stages[name] = round(time.monotonic() - t, 4)
 
 
 # ---- backup --------------------------------------------------------------------------------------
@@ -495,12 +625,21 @@ def backup(library: Path, dest_url: str, *, max_change: float = 0.20, force: boo
     from ..library import Library
 
     t0 = time.monotonic()
-    lib = Library.open(library, config_file=config_file, state_dir=state_dir)
-    cfg = lib.config
+    laps = _Laps()
+    cfg = load_config(Path(library), config_file=config_file, state_dir=state_dir)
+    opened: list[Library] = []
+
+    def open_library() -> Library:
+        """The Library, opened only for what needs it (a scan, a catalog that is not SQLite)."""
+        if not opened:
+            opened.append(Library(cfg))
+            laps("open library")
+        return opened[0]
+
     report: dict = {"command": "backup", "library": str(cfg.library), "dest": dest_url,
                     "ok": False, "generation": None, "copied": [], "displaced": [],
                     "unchanged": 0, "skipped": [], "corrupt": [], "stopped": None,
-                    "bytes_copied": 0, "rehashed": 0, "flagged": []}
+                    "bytes_copied": 0, "rehashed": 0, "flagged": [], "stages": laps.stages}
     mode = "due" if verify_sources is True else "none" if verify_sources is False \
         else str(verify_sources)
     td_obj = tempfile.TemporaryDirectory(prefix="photovfs-backup-")
@@ -511,87 +650,155 @@ def backup(library: Path, dest_url: str, *, max_change: float = 0.20, force: boo
         report["dest"] = dest.url
         gens = done_generations(dest)
         report["previous_generation"] = gens[-1] if gens else None
+        prev_done = _done_record(dest, gens[-1]) if gens else {}
         sidecars: list[str] = []
         stats: dict[str, tuple[int, int]] = {}
+        laps("start")
         # the two walks (library, destination) and the manifest read overlap with the catalog
         # snapshot: stat() and SQLite's backup release the GIL; either order of walk and
         # snapshot is handled below (a file filed in between is looked at again)
         from concurrent.futures import ThreadPoolExecutor
 
-        with ThreadPoolExecutor(3) as pool:
-            walked = pool.submit(disk_problems, cfg, sidecars, stats)
+        known_sha = prev_done.get("catalog_sha256")
+        prev_raw: bytes | None = None
+        stages = laps.stages
+        with ThreadPoolExecutor(4) as pool:
+            record_read = pool.submit(quick.load, cfg.state_dir, dest.url) if gens \
+                and mode != "all" else None
+
+            def recorded(key: str):
+                rec = record_read.result() if record_read is not None else None
+                return rec.get(key) if rec is not None else None
+
+            walked = pool.submit(_timed, stages, "walk library (thread)", _walk_library, cfg,
+                                 sidecars, stats, lambda: recorded("library_digest"))
             if dest.parallel:  # (an rclone destination keeps one listing: one thread uses it)
-                listed = pool.submit(dest.list_files, "current")
-                manifest_read = pool.submit(read_manifest, dest, gens[-1]) if gens else None
-            view = read_catalog(lib, td)
-            problems, regular = walked.result()
+                listed = pool.submit(_timed, stages, "walk destination (thread)",
+                                     dest.list_files, "current")
+                manifest_read = pool.submit(
+                    _timed, stages, "read manifest (thread)", _read_previous, dest, gens[-1],
+                    lambda: recorded("manifest_sha256")) if gens else None
+            fixity_read = pool.submit(_timed, stages, "read fixity log (thread)", _load_json,
+                                      cfg.state_dir / FIXITY_FILE, {})
+
+            def rows_needed(sha: str) -> bool:
+                """Catalog rows are read unless the catalog may be the recorded one."""
+                return recorded("catalog_sha256") != sha
+
+            view = read_catalog(cfg, td, open_library, known_sha, rows_needed)
+            laps("snapshot + read catalog")
+            problems, regular, library_digest, listing = walked.result()
             if dest.parallel:
                 present = listed.result()  # replicas actually there (a crash, a tampered dest)
-                prev = manifest_read.result() if manifest_read is not None else {}
+                prev_raw, parsed = manifest_read.result() if manifest_read is not None \
+                    else (None, None)
             else:
                 present = dest.list_files("current")
-                prev = read_manifest(dest, gens[-1]) if gens else {}
-        report["scanned"] = False
-        if scan and _catalog_differs(view, regular, stats):  # scan only when the disk moved on
-            sr = lib.scan()
-            report["scanned"] = True
-            report["scan_errors"] = sr.errors
-            shutil.rmtree(td, ignore_errors=True)
-            td.mkdir()
-            view = read_catalog(lib, td)
-        # left by a run that was killed (the substring test first: one regex per file is not free)
-        for rel in [r for r in present if ".pvb-" in r and is_tmp_name(r)]:
-            dest.delete_tmp(f"current/{rel}")
-            del present[rel]
-        recopy: set[str] = set()
-        fixity = _load_json(cfg.state_dir / FIXITY_FILE, {})
-        fixity_before = dict(fixity)  # entries are replaced, never changed in place
+                prev_raw, parsed = _read_previous(dest, gens[-1], lambda: None) if gens \
+                    else (None, None)
+            fixity = fixity_read.result()
+            laps("wait for walks")
         now = time.time()
         days = float(getattr(getattr(cfg, "background", None), "fixity_days", 30))
+        side_state = state_sidecars(cfg)
+        fast = not view.rows and quick.unchanged(
+            record_read.result() if record_read is not None else None, prev_done=prev_done,
+            snapshot_sha256=view.snapshot_sha256, library_digest=library_digest,
+            problems=problems, stats=stats,
+            sidecars=sidecars, state_sidecars=[f"{r}\t{p}" for r, p in side_state],
+            present=present, prev_raw=prev_raw, fixity=fixity if mode == "due" else None,
+            now=now, days=days)
+        report["unchanged_fast"] = fast
+        laps("compare with the last run")
         new: dict[str, Entry] = {}
-        to_copy: list[tuple[Path | str, Entry, str | None]] = []  # (source, entry, expected sha)
-        skipped_rels: set[str] = set()
+        extra_stats: dict[str, tuple] = {}  # rel -> (source, size, mtime_ns, expected sha)
+        manifest: bytes | None = None  # None: the previous generation's, as it is
+        if fast:  # every input equals the last complete run's: nothing to copy, move or re-read
+            rec = record_read.result() if record_read is not None else {}
+            assert rec is not None
+            fixity_before = fixity
+            trash_root = cfg.state_dir / "trash"
+            report.update(unchanged=rec["files"], change_ratio=0.0, recopied=[], deleted=[],
+                          broken_stacks=[], scanned=False)
+            gen = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+            report["generation"] = gen
+            view.meta = rec["meta"]
+            n_files = rec["files"]
+        else:
+            if not view.rows:  # the snapshot was taken; its rows are needed after all
+                view = _with_rows(view)
+            if listing is not None:  # (the same listing as last time, not read yet)
+                problems, regular = _read_listing(cfg, listing, sidecars, stats)
+            assert problems is not None and regular is not None
+            prev = parsed if parsed is not None else \
+                parse_manifest(prev_raw) if prev_raw is not None else {}
+            report["scanned"] = False
+            if scan and _catalog_differs(view, regular, stats):  # scan only when the disk moved on
+                sr = open_library().scan()
+                report["scanned"] = True
+                report["scan_errors"] = sr.errors
+                shutil.rmtree(td, ignore_errors=True)
+                td.mkdir()
+                view = read_catalog(cfg, td, open_library)
+                laps("scan")
+            # left by a run that was killed (the substring test first: one regex per file is not free)
+            for rel in [r for r in present if ".pvb-" in r and is_tmp_name(r)]:
+                dest.delete_tmp(f"current/{rel}")
+                del present[rel]
+            recopy: set[str] = set()
+            fixity_before = dict(fixity)  # entries are replaced, never changed in place
+            # labels verified recently and found good (not due for re-reading)
+            cutoff = now - days * 86400
+            fresh = {k for k, v in fixity.items() if v.get("ok", True)
+                     and v.get("verified_at", 0.0) >= cutoff} if mode == "due" else set()
+            to_copy: list[tuple[Path | str, Entry, str | None]] = []  # (source, entry, expected sha)
+            skipped_rels: set[str] = set()
 
-        def skip(rel: str, why: str) -> None:
-            skipped_rels.add(rel)
-            report["skipped"].append({"path": _label(rel), "reason": why})
-            if rel in prev:  # the replica stays; the manifest keeps describing it
-                new[rel] = prev[rel]
+            def skip(rel: str, why: str) -> None:
+                skipped_rels.add(rel)
+                report["skipped"].append({"path": _label(rel), "reason": why})
+                if rel in prev:  # the replica stays; the manifest keeps describing it
+                    new[rel] = prev[rel]
 
-        stack_of: dict[tuple[str, str], str] = {}  # (folder rel, stem) -> stack group, for sidecars
-        lib_root = str(cfg.library)
-        for rel, sha, size, mtime_ns, stack_id in view.assets:
-            group = "" if stack_id is None else str(stack_id)
-            if group:
-                d, _, name = rel.rpartition("/")
-                stack_of[(d, name.rpartition(".")[0] or name)] = group
-                stack_of[(d, name)] = group
-            src = f"{lib_root}/{rel}"  # a string: a Path per photo costs more than the rest
-            if rel in problems and problems[rel][0] == "ZERO_SIZE":
-                # copied as it is (the restored library must equal this one), but named: an empty
-                # photo is damage, and the run is not green
-                report["flagged"].append({"path": _label(rel), "reason": problems[rel][1]})
-            elif rel in problems:
-                skip(rel, problems[rel][1])
-                continue
-            seen = stats.get(rel)
-            if seen is None:  # not there when the disk was walked (filed since?): look again
-                st = _regular_stat(src, rel, skip)
-                if st is None:
+            stack_of: dict[tuple[str, str], str] = {}  # (folder rel, stem) -> stack group, for sidecars
+            lib_root = str(cfg.library)
+            for rel, sha, size, mtime_ns, stack_id in view.assets:
+                group = "" if stack_id is None else str(stack_id)
+                if group:
+                    d, _, name = rel.rpartition("/")
+                    stack_of[(d, name.rpartition(".")[0] or name)] = group
+                    stack_of[(d, name)] = group
+                src = f"{lib_root}/{rel}"  # a string: a Path per photo costs more than the rest
+                if problems and rel in problems:
+                    if problems[rel][0] != "ZERO_SIZE":
+                        skip(rel, problems[rel][1])
+                        continue
+                    # copied as it is (the restored library must equal this one), but named: an empty
+                    # photo is damage, and the run is not green
+                    report["flagged"].append({"path": _label(rel), "reason": problems[rel][1]})
+                seen = stats.get(rel)
+                if seen is None:  # not there when the disk was walked (filed since?): look again
+                    st = _regular_stat(src, rel, skip)
+                    if st is None:
+                        continue
+                    seen = (st.st_size, st.st_mtime_ns)
+                if seen[0] != size or seen[1] != mtime_ns:
+                    skip(rel, "changed since the catalog read it (edited outside): run scan")
                     continue
-                seen = (st.st_size, st.st_mtime_ns)
-            if seen != (size, mtime_ns):
-                skip(rel, "changed since the catalog read it (edited outside): run scan")
-                continue
-            entry = Entry(rel, size, mtime_ns, sha, group)
-            old = prev.get(rel)
-            if old is not None and old.sha256 == sha and old.size == size \
-                    and present.get(rel) != size:
-                recopy.add(rel)  # the replica is gone or damaged: copy again (the old one moves aside)
-                to_copy.append((src, entry, sha))
-            elif old is not None and old.sha256 == sha and old.size == size:
-                label = fs_to_text(rel)
-                if mode == "all" or (mode == "due" and _fixity_due(fixity.get(label), now, days)):
+                old = prev.get(rel)
+                if old is None or old.sha256 != sha or old.size != size:
+                    to_copy.append((src, Entry(rel, size, mtime_ns, sha, group), sha))
+                    continue
+                # (the previous entry itself when it says the same: no new object per photo)
+                entry = old if old.mtime_ns == mtime_ns and old.stack == group \
+                    else Entry(rel, size, mtime_ns, sha, group)
+                if present.get(rel) != size:
+                    recopy.add(rel)  # the replica is gone or damaged: copy again (the old one moves aside)
+                    to_copy.append((src, entry, sha))
+                    continue
+                if mode == "all" or (mode == "due" and (
+                        rel if rel.isascii() else fs_to_text(rel)) not in fresh):
+                    label = fs_to_text(rel)
                     try:
                         got = sha256_file(src)
                     except OSError as exc:
@@ -608,138 +815,140 @@ def backup(library: Path, dest_url: str, *, max_change: float = 0.20, force: boo
                         continue
                 new[rel] = entry
                 report["unchanged"] += 1
+            # problems the catalog does not know about (a zero-byte or unreadable new file)
+            catalogued = view.rels()
+            for rel, (_kind, why) in sorted(problems.items()):
+                if rel not in catalogued and rel not in skipped_rels:  # (a new zero-byte file: scan)
+                    skip(rel, why)
+            # sidecars and trash: no catalogued hash for most; unchanged = same size and mtime
+            extra: list[tuple[str, Path | str, str | None, str]] = []
+            for rel in sidecars:
+                d, _, name = rel.rpartition("/")
+                stem = name[:-4]
+                group = stack_of.get((d, stem)) or stack_of.get((d, stem.rpartition(".")[0])) or ""
+                extra.append((rel, cfg.library / rel, None, group))
+            for rel, side in side_state:  # read-only originals keep theirs in STATE/sidecars
+                d, _, name = rel[len(SIDECARS_PREFIX):].rpartition("/")
+                extra.append((rel, side, None, stack_of.get((d, name[:-4]), "")))
+            trash_root = cfg.state_dir / "trash"
+            for file, expected in view.trash:
+                try:
+                    sub = Path(file).relative_to(trash_root).as_posix()
+                except ValueError:
+                    skip(os.fsencode(file).decode("utf-8", "surrogateescape"),
+                         "a trash file outside the state folder's trash/")
+                    continue
+                extra.append((TRASH_PREFIX + sub, Path(file), expected, "trash"))
+            for rel, source, expected, group in extra:
+                st = _regular_stat(source, rel, skip)
+                if st is None:
+                    continue
+                extra_stats[rel] = (os.fspath(source), st.st_size, st.st_mtime_ns, expected)
+                old = prev.get(rel)
+                if old is not None and old.size == st.st_size and present.get(rel) == st.st_size and (
+                        old.sha256 == expected if expected else old.mtime_ns == st.st_mtime_ns):
+                    new[rel] = Entry(rel, old.size, old.mtime_ns, old.sha256, group)
+                    report["unchanged"] += 1
+                else:
+                    if old is not None and old.size == st.st_size and present.get(rel) != st.st_size:
+                        recopy.add(rel)
+                    to_copy.append((source, Entry(rel, st.st_size, st.st_mtime_ns, expected or "", group),
+                                    expected))
+            copying = {e.path for _, e, _ in to_copy}
+            deleted = [rel for rel in prev if rel not in new and rel not in copying
+                       and rel not in skipped_rels]
+            orig_prev = [r for r in prev if not r.startswith(STATE_PREFIX)
+                         and not r.lower().endswith(".xmp")]  # is_original, inlined (10,000 calls)
+            rewritten = [e.path for _, e, _ in to_copy if e.path in prev and e.path not in recopy
+                         and is_original(e.path)]
+            deleted_orig = [r for r in deleted if is_original(r)]
+            report["recopied"] = [_label(r) for r in sorted(recopy)]
+            report["deleted"] = [_label(r) for r in deleted if is_original(r)]
+            if orig_prev:
+                ratio = (len(deleted_orig) + len(rewritten)) / len(orig_prev)
+                report["change_ratio"] = round(ratio, 4)
+                if ratio > max_change and not force:
+                    report["stopped"] = (
+                        f"mass-change guard: {len(deleted_orig)} deleted and {len(rewritten)} rewritten "
+                        f"of {len(orig_prev)} originals since generation {gens[-1]} ({ratio:.0%} > "
+                        f"{max_change:.0%}); nothing was written. Check the library (ransomware, a "
+                        f"failed disk, a wrong path?) and use --force if this is intended.")
+                    return report
+            gen = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+            report["generation"] = gen
+            for rel in deleted:
+                if dest.exists(f"current/{rel}"):
+                    dest.move(f"current/{rel}", f"versions/{gen}/{rel}")
+                    report["displaced"].append({"path": _label(rel), "why": "deleted"})
+
+            def put(item: tuple[Path | str, Entry, str | None]):
+                src, e, expected = item
+                try:
+                    displaced = e.path in present
+                    got = dest.put(src, f"current/{e.path}", expected,
+                                   displace_to=f"versions/{gen}/{e.path}", mtime_ns=e.mtime_ns)
+                    return item, displaced, got, None
+                except (OSError, VerifyError) as exc:  # SourceChanged is a VerifyError
+                    return item, False, None, exc
+
+            nworkers = workers or (min(4, os.cpu_count() or 1) if dest.parallel else 1)
+            if nworkers > 1 and len(to_copy) > 1:
+                from concurrent.futures import ThreadPoolExecutor
+
+                with ThreadPoolExecutor(nworkers) as pool:
+                    results = list(pool.map(put, sorted(to_copy, key=lambda t: t[1].path)))
             else:
-                to_copy.append((src, entry, sha))
-        # problems the catalog does not know about (a zero-byte or unreadable new file)
-        catalogued = view.rels()
-        for rel, (_kind, why) in problems.items():
-            if rel not in catalogued and rel not in skipped_rels:  # (a new zero-byte file: scan)
-                skip(rel, why)
-        # sidecars and trash: no catalogued hash for most; unchanged = same size and mtime
-        extra: list[tuple[str, Path | str, str | None, str]] = []
-        for rel in sidecars:
-            d, _, name = rel.rpartition("/")
-            stem = name[:-4]
-            group = stack_of.get((d, stem)) or stack_of.get((d, stem.rpartition(".")[0])) or ""
-            extra.append((rel, cfg.library / rel, None, group))
-        for rel, side in state_sidecars(cfg):  # read-only originals keep theirs in STATE/sidecars
-            d, _, name = rel[len(SIDECARS_PREFIX):].rpartition("/")
-            extra.append((rel, side, None, stack_of.get((d, name[:-4]), "")))
-        trash_root = cfg.state_dir / "trash"
-        for file, expected in view.trash:
-            try:
-                sub = Path(file).relative_to(trash_root).as_posix()
-            except ValueError:
-                skip(os.fsencode(file).decode("utf-8", "surrogateescape"),
-                     "a trash file outside the state folder's trash/")
-                continue
-            extra.append((TRASH_PREFIX + sub, Path(file), expected, "trash"))
-        for rel, source, expected, group in extra:
-            st = _regular_stat(source, rel, skip)
-            if st is None:
-                continue
-            old = prev.get(rel)
-            if old is not None and old.size == st.st_size and present.get(rel) == st.st_size and (
-                    old.sha256 == expected if expected else old.mtime_ns == st.st_mtime_ns):
-                new[rel] = Entry(rel, old.size, old.mtime_ns, old.sha256, group)
-                report["unchanged"] += 1
-            else:
-                if old is not None and old.size == st.st_size and present.get(rel) != st.st_size:
-                    recopy.add(rel)
-                to_copy.append((source, Entry(rel, st.st_size, st.st_mtime_ns, expected or "", group),
-                                expected))
-        copying = {e.path for _, e, _ in to_copy}
-        deleted = [rel for rel in prev if rel not in new and rel not in copying
-                   and rel not in skipped_rels]
-        orig_prev = [r for r in prev if not r.startswith(STATE_PREFIX)
-                     and not r.lower().endswith(".xmp")]  # is_original, inlined (10,000 calls)
-        rewritten = [e.path for _, e, _ in to_copy if e.path in prev and e.path not in recopy
-                     and is_original(e.path)]
-        deleted_orig = [r for r in deleted if is_original(r)]
-        report["recopied"] = [_label(r) for r in sorted(recopy)]
-        report["deleted"] = [_label(r) for r in deleted if is_original(r)]
-        if orig_prev:
-            ratio = (len(deleted_orig) + len(rewritten)) / len(orig_prev)
-            report["change_ratio"] = round(ratio, 4)
-            if ratio > max_change and not force:
-                report["stopped"] = (
-                    f"mass-change guard: {len(deleted_orig)} deleted and {len(rewritten)} rewritten "
-                    f"of {len(orig_prev)} originals since generation {gens[-1]} ({ratio:.0%} > "
-                    f"{max_change:.0%}); nothing was written. Check the library (ransomware, a "
-                    f"failed disk, a wrong path?) and use --force if this is intended.")
-                return report
-        gen = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
-        report["generation"] = gen
-        for rel in deleted:
-            if dest.exists(f"current/{rel}"):
-                dest.move(f"current/{rel}", f"versions/{gen}/{rel}")
-                report["displaced"].append({"path": _label(rel), "why": "deleted"})
-
-        def put(item: tuple[Path | str, Entry, str | None]):
-            src, e, expected = item
-            try:
-                displaced = e.path in present
-                got = dest.put(src, f"current/{e.path}", expected,
-                               displace_to=f"versions/{gen}/{e.path}", mtime_ns=e.mtime_ns)
-                return item, displaced, got, None
-            except (OSError, VerifyError) as exc:  # SourceChanged is a VerifyError
-                return item, False, None, exc
-
-        nworkers = workers or (min(4, os.cpu_count() or 1) if dest.parallel else 1)
-        if nworkers > 1 and len(to_copy) > 1:
-            from concurrent.futures import ThreadPoolExecutor
-
-            with ThreadPoolExecutor(nworkers) as pool:
-                results = list(pool.map(put, sorted(to_copy, key=lambda t: t[1].path)))
-        else:
-            results = [put(t) for t in to_copy]
-        for (_src, e, expected), displaced, got, err in results:
-            if isinstance(err, SourceChanged):
-                report["corrupt"].append({"path": _label(e.path), "reason": str(err)})
-                skipped_rels.add(e.path)
-                if is_original(e.path):
-                    fixity[fs_to_text(e.path)] = {"verified_at": time.time(), "ok": False}
-                if e.path in prev:
-                    new[e.path] = prev[e.path]
-                continue
-            if err is not None:
-                skip(e.path, f"copy failed: {err}")
-                continue
-            if displaced:
-                report["displaced"].append({"path": _label(e.path), "why": "changed"})
-            if not expected and got is not None:  # a sidecar may have been rewritten meanwhile
-                e.sha256, e.size = got
-            elif is_original(e.path):
-                fixity[fs_to_text(e.path)] = {"verified_at": time.time(), "ok": True}
-            new[e.path] = e
-            report["copied"].append(_label(e.path))
-            report["bytes_copied"] += e.size
-        # a stack (Live Photo, RAW+JPEG, sidecars) with a member left out is named as such
-        groups: dict[str, list[str]] = {}
-        for rel, *_rest, stack_id in view.assets:
-            if stack_id is not None:
-                groups.setdefault(str(stack_id), []).append(rel)
-        report["broken_stacks"] = [
-            {"stack": g, "members": [_label(m) for m in sorted(ms)],
-             "left_out": [_label(m) for m in sorted(ms) if m in skipped_rels]}
-            for g, ms in sorted(groups.items()) if len(ms) > 1 and any(m in skipped_rels for m in ms)]
+                results = [put(t) for t in to_copy]
+            for (_src, e, expected), displaced, got, err in results:
+                if isinstance(err, SourceChanged):
+                    report["corrupt"].append({"path": _label(e.path), "reason": str(err)})
+                    skipped_rels.add(e.path)
+                    if is_original(e.path):
+                        fixity[fs_to_text(e.path)] = {"verified_at": time.time(), "ok": False}
+                    if e.path in prev:
+                        new[e.path] = prev[e.path]
+                    continue
+                if err is not None:
+                    skip(e.path, f"copy failed: {err}")
+                    continue
+                if displaced:
+                    report["displaced"].append({"path": _label(e.path), "why": "changed"})
+                if not expected and got is not None:  # a sidecar may have been rewritten meanwhile
+                    e.sha256, e.size = got
+                elif is_original(e.path):
+                    fixity[fs_to_text(e.path)] = {"verified_at": time.time(), "ok": True}
+                new[e.path] = e
+                report["copied"].append(_label(e.path))
+                report["bytes_copied"] += e.size
+            # a stack (Live Photo, RAW+JPEG, sidecars) with a member left out is named as such
+            groups: dict[str, list[str]] = {}
+            for rel, *_rest, stack_id in view.assets:
+                if stack_id is not None:
+                    groups.setdefault(str(stack_id), []).append(rel)
+            report["broken_stacks"] = [
+                {"stack": g, "members": [_label(m) for m in sorted(ms)],
+                 "left_out": [_label(m) for m in sorted(ms) if m in skipped_rels]}
+                for g, ms in sorted(groups.items()) if len(ms) > 1 and any(m in skipped_rels for m in ms)]
+            # the same entries as the previous generation: its manifest, as it is
+            manifest = None if prev_raw is not None and new == prev else manifest_bytes(new)
+            n_files = len(new)
         # the generation's own files, then make everything durable, verify, then DONE
+        laps("compare + copy")
         gdir = f"generations/{gen}"
-        manifest = manifest_bytes(new)
-        dest.write_bytes(f"{gdir}/MANIFEST.tsv", manifest)
-        meta = dict(view.meta, trash_root=str(trash_root), generation=gen)
-        dest.write_bytes(f"{gdir}/metadata.json",
-                         json.dumps(meta, ensure_ascii=False).encode())  # (indent: 10x slower)
-        if view.snapshot is not None:
-            # (our own temporary file: put hashes the bytes it writes, no second read first)
-            dest.put(view.snapshot, f"{gdir}/{view.snapshot_name}", None)
-        else:
+        reused, manifest = _write_generation_files(
+            dest, gdir, gens[-1] if gens else None, manifest, prev_raw, prev_done, view,
+            dict(view.meta, trash_root=str(trash_root), generation=gen))
+        if view.snapshot is None:
             report["skipped"].append({"path": "catalog", "reason": "no snapshot for this "
                                       "database engine"})
+        laps("write generation files")
         dest.sync()
+        laps("sync")
         # verify: manifest reads back, every file it lists is present with its size (listed
         # again when this run changed anything in current/; else the listing it started from is
         # the one its decisions were checked against)
+        # (a run that found every input equal to the last one's listed current/ as that run left
+        # it, and its manifest is that run's: nothing more to compare)
         if dest.read_bytes(f"{gdir}/MANIFEST.tsv") != manifest:
             raise VerifyError("MANIFEST.tsv does not read back")
         if report["copied"] or report["displaced"] or report["skipped"] or report["corrupt"]:
@@ -750,14 +959,20 @@ def backup(library: Path, dest_url: str, *, max_change: float = 0.20, force: boo
         complete = not report["skipped"] and not report["corrupt"] and not report["flagged"]
         dest.batch = False
         dest.write_bytes(f"{gdir}/DONE", json.dumps(
-            {"generation": gen, "complete": complete, "files": len(new),
+            {"generation": gen, "complete": complete, "files": n_files,
              "catalog": view.snapshot_name if view.snapshot is not None else None,
+             "catalog_sha256": view.snapshot_sha256, "linked_from_previous": reused,
              "skipped": report["skipped"], "corrupt": report["corrupt"],
              "flagged": report["flagged"], "broken_stacks": report["broken_stacks"]}, indent=1).encode())
+        laps("verify + DONE")
         _remember_destination(cfg, dest.url, gen)
         if fixity != fixity_before:
-            _save_json(cfg.state_dir / FIXITY_FILE, fixity)
-        report["files"] = len(new)
+            _save_json(cfg.state_dir / FIXITY_FILE, fixity, compact=True)
+        if not fast:
+            _record_run(cfg, dest.url, complete, view, new, manifest, present, problems, stats,
+                        sidecars, side_state, extra_stats, library_digest)
+        laps("state files")
+        report["files"] = n_files
         report["ok"] = complete
         return report
     except (OSError, VerifyError) as exc:
@@ -767,7 +982,73 @@ def backup(library: Path, dest_url: str, *, max_change: float = 0.20, force: boo
     finally:
         td_obj.cleanup()
         report["seconds"] = round(time.monotonic() - t0, 3)
-        lib.close()
+        for lib in opened:
+            lib.close()
+
+
+def _write_generation_files(dest, gdir: str, prev_gen: str | None, manifest: bytes | None,
+                            prev_raw: bytes | None, prev_done: dict, view: CatalogView,
+                            meta: dict) -> tuple[list[str], bytes]:
+    """MANIFEST.tsv, metadata.json and the catalog snapshot of a generation (durable at the next
+    dest.sync()); returns the names linked and the manifest's bytes. `manifest` None means the
+    previous generation's (the same entries): that one, or a snapshot with the same sha256, is
+    hard-linked to the previous generation's file instead of written again (a local folder that
+    allows links; elsewhere it is written): every generation still holds plain files, and a
+    generation's files are never changed, so sharing them is safe (deleting an old generation
+    leaves the newer one whole)."""
+    reused: list[str] = []
+    if manifest is None:
+        assert prev_gen is not None and prev_raw is not None
+        manifest = prev_raw
+        if dest.link(f"generations/{prev_gen}/MANIFEST.tsv", f"{gdir}/MANIFEST.tsv", len(prev_raw)):
+            reused.append("MANIFEST.tsv")
+    if not reused:
+        dest.write_bytes(f"{gdir}/MANIFEST.tsv", manifest)
+    dest.write_bytes(f"{gdir}/metadata.json",
+                     json.dumps(meta, ensure_ascii=False).encode())  # (indent: 10x slower)
+    if view.snapshot is None:
+        return reused, manifest
+    name = view.snapshot_name
+    if prev_gen is not None and view.snapshot_sha256 is not None \
+            and prev_done.get("catalog_sha256") == view.snapshot_sha256 \
+            and prev_done.get("catalog") == name and dest.link(
+                f"generations/{prev_gen}/{name}", f"{gdir}/{name}", view.snapshot.stat().st_size):
+        reused.append(name)
+    else:  # (our own temporary file: put hashes the bytes it writes, no second read first)
+        dest.put(view.snapshot, f"{gdir}/{name}", view.snapshot_sha256)
+    return reused, manifest
+
+
+def _record_run(cfg: Config, dest_url: str, complete: bool, view: CatalogView,
+                new: dict[str, Entry], manifest: bytes, present: dict[str, int], problems: dict,
+                stats: dict, sidecars: list[str], side_state: list[tuple[str, Path]],
+                extra_stats: dict[str, tuple], library_digest: str | None) -> None:
+    """Record this run's inputs for quick.unchanged, when the next run given the same inputs is
+    certain to find nothing to do: a complete run of a SQLite catalog whose walk matches the
+    catalog and whose entries for sidecars and trash match the stat()s it compared them by.
+    Otherwise drop any older record (the next run takes the general path)."""
+    ok = complete and view.snapshot_sha256 is not None and view.rows and not problems \
+        and len(stats) == len(view.assets) and not any(".pvb-" in r for r in present)
+    if ok:
+        for rel, _sha, size, mtime_ns, _stack in view.assets:
+            if stats.get(rel) != (size, mtime_ns):
+                ok = False
+                break
+    extras: dict[str, tuple[str, int, int]] = {}
+    for rel, (source, size, mtime_ns, expected) in extra_stats.items():
+        e = new.get(rel)
+        if e is None or e.size != size or (not expected and e.mtime_ns != mtime_ns):
+            ok = False
+        extras[rel] = (source, size, mtime_ns)
+    if not ok:
+        quick.drop(cfg.state_dir, dest_url)
+        return
+    quick.save(cfg.state_dir, dest_url, {
+        "catalog_sha256": view.snapshot_sha256, "manifest_sha256": hashlib.sha256(manifest).hexdigest(),
+        "files": len(new), "meta": view.meta, "stats": stats, "sidecars": sidecars,
+        "state_sidecars": [f"{r}\t{p}" for r, p in side_state], "present": present,
+        "extras": extras, "labels": [fs_to_text(r) for r, *_ in view.assets],
+        "library_digest": library_digest})
 
 
 # ---- check ---------------------------------------------------------------------------------------
@@ -867,7 +1148,7 @@ def check(library: Path, *, budget: str | None = None, state_dir: Path | None = 
             find("CORRUPT", _label(rel),
                  "content changed while size and mtime did not (bit rot): run repair")
     if record:
-        _save_json(fixity_path, fixity)
+        _save_json(fixity_path, fixity, compact=True)
     if replicas:
         from .replicas import check_replicas
 
