@@ -6,6 +6,7 @@ are side files) lives here or in the views, once.
 
 from __future__ import annotations
 
+import builtins
 import os
 import shutil
 import tempfile
@@ -15,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 from sqlalchemy.orm import Session
 
 from . import ops
@@ -36,7 +37,7 @@ from .node import Node
 from .roles import SYSTEM, Actor, check_write
 from .scratch import Scratch
 from .views import VIEW_CLASSES
-from .views.base import View, original_path, original_path_str
+from .views.base import PhotoRows, View, original_path, original_path_str
 
 if TYPE_CHECKING:
     from .thumbs import Renditions
@@ -114,6 +115,13 @@ class Library:
         with self._write_lock, self._sessions() as s, s.begin():
             yield s
 
+    @contextmanager
+    def write_core(self) -> Iterator[Connection]:
+        """`write()` on a plain Core connection: for hot writes of a statement or two (an album
+        add per COPY), where the ORM Session costs several times the statements themselves."""
+        with self._write_lock, self.engine.begin() as c:
+            yield c
+
     # ---- reads -------------------------------------------------------------------------------
     def _view(self, parts: tuple[str, ...]) -> View:
         view = self.views.get(parts[0]) if parts else None
@@ -150,10 +158,24 @@ class Library:
             node = self._view(parts).resolve(parts[1:])
         if not node.is_dir:
             raise NotAFolder()
-        children = self._view(parts).list(parts[1:])
-        if parts[0] != "inbox":
-            children += self.scratch.list(join(parts))
-        return children
+        return self._view(parts).list(parts[1:]) + self.side_files(path)
+
+    def photo_rows(self, path: str, node: Node) -> PhotoRows | None:
+        """The members of the folder `node` (just resolved at `path`) as `list` gives them, but
+        its photos as bare catalog rows (`View.photo_rows`) and its other members as nodes;
+        None where the view has no such listing (call `list`). Side files are not included
+        (`side_files`): the rest comes from the catalog alone, so an adapter may keep it while
+        the catalog is unchanged. For adapters rendering 10,000 photos at once."""
+        parts = split_path(path)
+        if not parts or not node.is_dir or node.path != join(parts):
+            return None
+        return self._view(parts).photo_rows(parts[1:])
+
+    def side_files(self, path: str) -> builtins.list[Node]:
+        """The side files (`._*`, `.DS_Store`, `Thumbs.db`) of a folder's scratch area, which
+        `list` adds to the view's members everywhere but in inbox/ (a real folder)."""
+        parts = split_path(path)
+        return self.scratch.list(join(parts)) if parts and parts[0] != "inbox" else []
 
     def open_read(self, path: str) -> BinaryIO:
         """A binary file object for reading (callers close it)."""

@@ -8,10 +8,11 @@ does not give a meaning to, and WebDAV and FUSE refuse it identically.
 from __future__ import annotations
 
 import builtins
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, func, select
 
 from ..catalog.models import Asset, is_visible
 from ..errors import NotFound, ReadOnly
@@ -24,6 +25,12 @@ if TYPE_CHECKING:
 
 ASSET_COLUMNS = (Asset.id, Asset.vname, Asset.folder, Asset.filename, Asset.size, Asset.mtime_ns,
                  Asset.mime, Asset.sha256)
+#: what a listing rendered without nodes needs of each photo (View.photo_rows): name, size,
+#: mtime_ns, mime type and etag (the nodes' etag: the first 32 hex digits of the sha256)
+PHOTO_ROW_COLUMNS = (Asset.vname, Asset.size, Asset.mtime_ns, Asset.mime,
+                     func.substr(Asset.sha256, 1, 32))
+#: a folder's photos as rows of PHOTO_ROW_COLUMNS, and its other members as nodes
+PhotoRows = tuple[Sequence[Any], list[Node]]
 
 
 class View:
@@ -41,6 +48,13 @@ class View:
 
     def list(self, rest: tuple[str, ...]) -> list[Node]:
         raise NotFound()
+
+    def photo_rows(self, rest: tuple[str, ...]) -> PhotoRows | None:
+        """The folder's photos as bare rows (PHOTO_ROW_COLUMNS, ordered by name) and its other
+        members as nodes, or None where the view lists only nodes (`list`). For an adapter that
+        renders a big folder without building a Node per photo (a PROPFIND of 10,000 photos:
+        the nodes cost more than the query). The same members as `list`, and NotFound alike."""
+        return None
 
     # ---- writes (refused unless a view gives them a meaning) --------------------------------
     def accept(self, rest: tuple[str, ...], tmp: Path, actor: Actor) -> Node:
@@ -104,12 +118,22 @@ class View:
         prefix = self.vpath(*parts) + "/"
         root = self.lib.original_path_str("", "")
         out = []
-        for r in rows:
-            name = r.filename if real_names else r.vname
-            rel = f"{r.folder}/{r.filename}" if r.folder else r.filename
-            out.append(Node(prefix + name, name, False, "asset", r.size, r.mtime_ns / 1e9,
-                            r.mime, r.sha256[:32], r.id, f"{root}/{text_to_fs(rel)}", True))
+        # rows unpacked by position (ASSET_COLUMNS first): a Row's attribute access costs ~0.5 us
+        # each, 8 per photo, which was two thirds of listing 10,000 photos
+        for id_, vname, folder, filename, size, mtime_ns, mime, sha256, *_ in rows:
+            name = filename if real_names else vname
+            rel = f"{folder}/{filename}" if folder else filename
+            out.append(Node(prefix + name, name, False, "asset", size, mtime_ns / 1e9,
+                            mime, sha256[:32], id_, f"{root}/{text_to_fs(rel)}", True))
         return out
+
+    def rows(self, query: Select, real_names: bool = False) -> Sequence[Any]:
+        """What `assets` lists for `query`, as bare rows of PHOTO_ROW_COLUMNS (the real file
+        name first in `originals/`), ordered the same way: see `photo_rows`."""
+        name = Asset.filename if real_names else Asset.vname
+        query = query.with_only_columns(name, *PHOTO_ROW_COLUMNS[1:]).order_by(name)
+        with self.lib.engine.connect() as c:
+            return c.execute(query).all()
 
     def asset_by_vname(self, query: Select, name: str, *parts: str) -> Node:
         from ..names import name_key

@@ -6,9 +6,10 @@ Removing an album sends its membership to trash, restorable whole.
 
 from __future__ import annotations
 
+import builtins
 from datetime import datetime
 
-from sqlalchemy import bindparam, or_, select
+from sqlalchemy import Select, bindparam, or_, select
 
 from ..catalog.models import Album, AlbumAsset, Asset
 from ..catalog.store import album_by_path
@@ -16,7 +17,7 @@ from ..errors import Exists, InvalidName, NotFound
 from ..names import is_side_file, join, name_key
 from ..node import Node
 from ..roles import Actor
-from .base import View, visible_assets
+from .base import PhotoRows, View, visible_assets
 
 VNAME_VIEWS = ("by-date", "by-place", "by-album", "by-person")  # views naming assets by vname
 
@@ -83,6 +84,17 @@ class ByAlbum(View):
         return node
 
     def list(self, rest: tuple[str, ...]) -> list[Node]:
+        folders, members, parts = self._listing(rest)
+        return folders if members is None else folders + self.assets(members, *parts)
+
+    def photo_rows(self, rest: tuple[str, ...]) -> PhotoRows | None:
+        """An album's photos as rows and its sub-albums as nodes (see View.photo_rows)."""
+        folders, members, _parts = self._listing(rest)
+        return ([] if members is None else self.rows(members)), folders
+
+    def _listing(self, rest: tuple[str, ...]) -> tuple[builtins.list[Node], Select | None,
+                                                        tuple[str, ...]]:
+        """A folder's sub-albums, the statement of its photos (None at the top) and its path."""
         node = self.resolve(rest)
         if not node.is_dir:
             raise NotFound()
@@ -93,10 +105,10 @@ class ByAlbum(View):
         folders = [self.folder(*a.path.split("/"), mtime=a.created_at.timestamp(), writable=True)
                    for a in sorted(children, key=lambda a: a.path)]
         if not parts:
-            return folders
+            return folders, None, parts
         album = self._album(parts)
         assert album is not None
-        return folders + self.assets(self._members(album.id), *parts)
+        return folders, self._members(album.id), parts
 
     # ---- writes ------------------------------------------------------------------------------
     def mkdir(self, rest: tuple[str, ...], actor: Actor) -> Node:

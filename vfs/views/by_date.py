@@ -9,7 +9,7 @@ from ..catalog.queries import distinct_ints
 from ..errors import NotFound
 from ..names import name_key
 from ..node import Node
-from .base import View, visible_assets
+from .base import PHOTO_ROW_COLUMNS, PhotoRows, View, visible_assets
 
 WIDTHS = (4, 2, 2)
 COLUMNS = (Asset.year, Asset.month, Asset.day)
@@ -21,6 +21,8 @@ _ONE = visible_assets().where(*(c == bindparam(c.key) for c in COLUMNS),
 #: a day folder's photos, and an existence probe per depth (year, month, day): prepared once, as
 #: every PROPFIND and FUSE lookup of a folder runs them
 _DAY = visible_assets().where(*(c == bindparam(c.key) for c in COLUMNS)).order_by(Asset.vname)
+#: the same photos as bare rows for a listing rendered without nodes (photo_rows)
+_DAY_ROWS = _DAY.with_only_columns(*PHOTO_ROW_COLUMNS)
 _PROBES = tuple(select(Asset.id).where(is_visible(Asset.status),
                                        *(c == bindparam(c.key) for c in COLUMNS[:depth]))
                 .limit(1) for depth in (1, 2, 3))
@@ -73,6 +75,17 @@ class ByDate(View):
             found = distinct_ints(s, COLUMNS[len(values)], *self._where(values))
         width = WIDTHS[len(values)]
         return [self.folder(*rest, f"{v:0{width}d}") for v in found]
+
+    def photo_rows(self, rest: tuple[str, ...]) -> PhotoRows | None:
+        """A day folder's photos as rows (see View.photo_rows); other folders list nodes."""
+        if len(rest) != 3:
+            return None
+        params = dict(zip(("year", "month", "day"), _parse(rest), strict=True))
+        with self.lib.engine.connect() as c:
+            rows = c.execute(_DAY_ROWS, params).all()
+        if not rows:
+            raise NotFound()
+        return rows, []
 
     def remove(self, rest, node, actor) -> None:
         if node.is_dir:

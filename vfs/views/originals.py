@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import builtins
+
 from sqlalchemy import bindparam, select
 
 from ..catalog.models import Asset, Folder
 from ..errors import NotFound
 from ..names import join
 from ..node import Node
-from .base import View, visible_assets
+from .base import PhotoRows, View, visible_assets
 
 #: built once: a GET or a FUSE lookup of an original runs both
 _FOLDER = select(Folder.id).where(Folder.path == bindparam("path"))
@@ -35,14 +37,24 @@ class Originals(View):
         return self._file_node(row, rest)
 
     def list(self, rest: tuple[str, ...]) -> list[Node]:
+        folders, folder = self._listing(rest)
+        return folders + self.assets(visible_assets().where(Asset.folder == folder), *rest,
+                                     real_names=True)
+
+    def photo_rows(self, rest: tuple[str, ...]) -> PhotoRows | None:
+        """A folder's files as rows (real names) and its sub-folders as nodes (View.photo_rows)."""
+        folders, folder = self._listing(rest)
+        return self.rows(visible_assets().where(Asset.folder == folder), real_names=True), folders
+
+    def _listing(self, rest: tuple[str, ...]) -> tuple[builtins.list[Node], str]:
+        """A folder's sub-folders and its catalog path (NotFound for a file or nothing)."""
         node = self.resolve(rest)
         if not node.is_dir:
             raise NotFound()
         folder = join(rest)
         with self.lib.session() as s:
             subs = s.scalars(select(Folder.name).where(Folder.parent == folder)).all()
-        return [self.folder(*rest, n, writable=True) for n in sorted(subs)] + self.assets(
-            visible_assets().where(Asset.folder == folder), *rest, real_names=True)
+        return [self.folder(*rest, n, writable=True) for n in sorted(subs)], folder
 
     def remove(self, rest, node, actor) -> None:
         if node.is_dir:
