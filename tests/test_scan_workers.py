@@ -150,3 +150,24 @@ def test_readers_in_processes_answer_like_read_chunk(tmp_path: Path, count: int)
         pool.start_processes()
         assert pool.wait_for_processes(60) and pool.in_processes
         assert pool.submit(items).result() == readers.read_chunk(items)
+
+
+def test_chunks_sent_ahead_of_a_crash_are_answered_by_the_next_worker(tmp_path: Path):
+    """A worker holds up to DEPTH chunks at once; when it dies on one, only that one fails (for
+    `recover` to isolate), the chunks queued behind it go to its replacement."""
+    root = _library(tmp_path / "P", 20)
+    jpeg_with_date(root / "2012" / "IMG_CRASH.jpg", datetime(2012, 5, 6, 7, 8, 9))
+    items = [(str(p), None) for p in sorted(root.rglob("*.jpg"))]
+    chunks = [items[i:i + 2] for i in range(0, len(items), 2)]
+    bad = next(i for i, c in enumerate(chunks) if any("CRASH" in p for p, _ in c))
+    assert 0 < bad < len(chunks) - readers.DEPTH  # chunks both before and behind it
+    with readers.Readers(processes=1, argv=CRASHING_READER) as pool:
+        pool.start_processes()
+        assert pool.wait_for_processes(60)
+        futures = [pool.submit(c) for c in chunks]
+        for i, (chunk, future) in enumerate(zip(chunks, futures, strict=True)):
+            if i == bad:
+                exc = future.exception(60)
+                assert isinstance(exc, readers.ReaderDied) and exc.crashed
+            else:
+                assert future.result(60) == readers.read_chunk(chunk)

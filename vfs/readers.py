@@ -25,6 +25,7 @@ import struct
 import subprocess
 import sys
 import threading
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -41,8 +42,12 @@ Result = tuple[str | None, Facts | None, str | None]  # (sha256, facts, error wh
 CRASHED = "reading this file crashed the reader process"
 THREAD_CHUNK = 8  # files per task on threads: a hand-off costs little
 PROCESS_CHUNK = 32  # files per task in a process: each hand-off is two pickles and a round trip
+#: tasks sent to a worker ahead of its answers: it starts the next chunk at once instead of
+#: waiting for its parent's feeder thread, which shares the GIL with the catalog writes
+DEPTH = 3
 WORKER_ARGV = [sys.executable, "-m", "photovfs.readers"]
 _HEADER = struct.Struct("<I")
+Task = tuple[list[Item], Future[list[Result]]]
 
 
 def read_one(path: str, sidecar: str | None) -> Result:
@@ -97,9 +102,22 @@ def _recv(inp: IO[bytes]) -> Any:
 
 def serve(inp: IO[bytes], out: IO[bytes], read: Callable[[list[Item]], list[Result]] = read_chunk,
           ) -> None:
-    """The worker's loop: say ready, then answer each chunk of items until the input ends."""
+    """The worker's loop: say ready, then answer each chunk of items until the input ends.
+
+    A thread takes the requests off the input as they come: the parent sends a few ahead, and
+    neither side may ever block writing into a full pipe while the other does the same."""
+    inbox: queue.SimpleQueue[list[Item] | None] = queue.SimpleQueue()
+
+    def take() -> None:
+        try:
+            while (items := _recv(inp)) is not None:
+                inbox.put(items)
+        finally:
+            inbox.put(None)
+
+    threading.Thread(target=take, name="reader-input", daemon=True).start()
     _send(out, ("ready", os.getpid()))
-    while (items := _recv(inp)) is not None:
+    while (items := inbox.get()) is not None:
         _send(out, read(items))
 
 
@@ -121,6 +139,7 @@ class _Worker:
     def __init__(self, pool: ProcessReaders, index: int) -> None:
         self.pool = pool
         self.proc: subprocess.Popen[bytes] | None = None
+        self._closing = False  # the pool's end-of-work marker was taken
         self.thread = threading.Thread(target=self._run, name=f"scan-worker-{index}", daemon=True)
         self.thread.start()
 
@@ -149,30 +168,68 @@ class _Worker:
             self.pool._lost(self)
             return
         self.pool._up()
-        while (task := self.pool._tasks.get()) is not None:
-            items, future = task
-            if not future.set_running_or_notify_cancel():
-                continue
-            result = self._ask(items)
+        sent: deque[Task] = deque()  # answered in order: the first one is the worker's
+        again: deque[Task] = deque()  # sent to a worker that died before it began them
+        closing = False
+        while True:
+            while len(sent) < DEPTH and (again or not closing):
+                task = again.popleft() if again else self._next(block=not sent)
+                if task is None:
+                    closing = self._closing
+                    break
+                sent.append(task)
+                if not self._post(task[0]):
+                    break  # the process is gone: its answer below says so
+            if not sent:
+                break
+            items, future = sent.popleft()
+            result = self._answer(len(items))
             if result is not None:
                 future.set_result(result)
                 continue
             code = self._stop()
             future.set_exception(ReaderDied(f"reader process exited ({code})", crashed=True))
-            if not self._start():  # a fresh worker for the next task
+            again.extend(sent)
+            sent.clear()
+            if not self._start():  # a fresh worker for the next tasks
+                for _items, waiting in again:
+                    waiting.set_exception(ReaderDied("reader process gone", crashed=False))
                 self.pool._lost(self)
                 return
         self._stop()
 
-    def _ask(self, items: list[Item]) -> list[Result] | None:
+    def _next(self, block: bool) -> Task | None:
+        """The next task of the pool's queue (None: none waiting, or the pool is closing)."""
+        while True:
+            try:
+                task = self.pool._tasks.get() if block else self.pool._tasks.get_nowait()
+            except queue.Empty:
+                return None
+            if task is None:
+                self._closing = True
+                return None
+            if task[1].set_running_or_notify_cancel():
+                return task
+
+    def _post(self, items: list[Item]) -> bool:
+        """Send a task without waiting for its answer; False when the process is gone."""
         proc = self.proc
-        assert proc is not None and proc.stdin is not None and proc.stdout is not None
+        assert proc is not None and proc.stdin is not None
         try:
             _send(proc.stdin, items)
+        except OSError:
+            return False
+        return True
+
+    def _answer(self, count: int) -> list[Result] | None:
+        """The answer to the oldest task sent, or None when the process died first."""
+        proc = self.proc
+        assert proc is not None and proc.stdout is not None
+        try:
             result = _recv(proc.stdout)
         except (OSError, EOFError, pickle.UnpicklingError):
             return None
-        return result if isinstance(result, list) and len(result) == len(items) else None
+        return result if isinstance(result, list) and len(result) == count else None
 
     def _stop(self) -> int | None:
         """Close the pipes and reap the process (killed when it does not go on its own)."""
@@ -274,6 +331,11 @@ class Readers:
     @property
     def in_processes(self) -> bool:
         return self._procs is not None and self._procs.ready
+
+    @property
+    def starting(self) -> bool:
+        """Worker processes are on their way up (and none has failed to come for good)."""
+        return self._procs is not None and not self._procs._ready.is_set()
 
     @property
     def chunk(self) -> int:

@@ -38,6 +38,9 @@ SKIP_DIRS = {"@eaDir", "#recycle", "#snapshot", "$RECYCLE.BIN", "System Volume I
              "lost+found", ".Trashes", ".Spotlight-V100", ".fseventsd"}
 BATCH = 200  # files per catalog transaction (views fill while a scan runs)
 AHEAD = 10 * BATCH  # files read ahead of the writer at most (their facts, ~1 KB each)
+#: files handed to the reader threads at most while worker processes start: what the threads
+#: hold when the workers are up is read under the GIL of the writer, as slowly as before
+STARTING_AHEAD = 64
 #: files to read from which a scan starts worker processes (fewer: threads only, no start-up)
 PROCESS_MIN = 1000
 
@@ -126,7 +129,8 @@ class _ReadQueue:
         self.next = self.in_flight = 0
 
     def fill(self, readers: Readers) -> None:
-        while self.next < len(self.changed) and self.in_flight < AHEAD:
+        ahead = STARTING_AHEAD if readers.starting else AHEAD
+        while self.next < len(self.changed) and self.in_flight < ahead:
             chunk = self.changed[self.next:self.next + readers.chunk]
             self.next += len(chunk)
             self.pending.append((chunk, readers.submit([_item(f) for f in chunk])))

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from operator import itemgetter
 from typing import Any, cast
 
-from sqlalchemy import Select, Table, bindparam, delete, insert, select
+from sqlalchemy import Select, Table, bindparam, delete, insert, select, text
 from sqlalchemy.orm import Session
 
 from ..metadata.facts import Facts
@@ -368,8 +369,8 @@ def insert_originals(session: Session, items: list[NewOriginal],
         return 0
     cache = cache if cache is not None else WriteCache()
     cache.folders.clear()  # folders may have been removed since the last batch
-    vnames = _free_names_bulk(session, Asset.vname_key, [it.filename for it in items])
-    tnames = _free_names_bulk(session, Asset.tname_key,
+    vnames = free_names_batch(session, Asset.vname_key, [it.filename for it in items])
+    tnames = free_names_batch(session, Asset.tname_key,
                               [rendition_name(it.filename) for it in items])
     places = _place_ids(session, locate_many([(it.facts.lat, it.facts.lon) for it in items]),
                         cache)
@@ -384,7 +385,7 @@ def insert_originals(session: Session, items: list[NewOriginal],
                    place_id=place, stack_id=None)
         rows.append(row)
     session.flush()  # moves in this transaction free their old paths first
-    session.connection().execute(insert(cast(Table, Asset.__table__)), rows)
+    _insert_assets(session, rows)
     linked = [(it, row["vname_key"]) for it, row in zip(items, rows, strict=True)
               if it.facts.people or it.facts.regions or it.facts.keywords or it.facts.albums]
     if linked:
@@ -397,3 +398,111 @@ def insert_originals(session: Session, items: list[NewOriginal],
             _link(session, ids[key], it.facts, fresh=True)
     _ensure_folders(session, {it.folder for it in items}, cache)
     return len(rows)
+
+
+# ---- virtual names for a whole batch (scan) ------------------------------------------------------
+_TAKEN_BATCH: dict[tuple[str, int, bool], Any] = {}
+_TAKEN_CHUNK = 250  # names per statement: 3 parameters each, under SQLite's old 999 limit
+_TAKEN_STEP = 50  # statement sizes are rounded up to this (the last key repeated): few shapes
+
+
+def _taken_keys_batch(session: Session, column, names: list[str]) -> set[str]:
+    """`_taken_keys` for many names in one statement per 250 names: each name's own key and
+    its `stem (...` key range, OR-ed (SQLite answers it with one index search per term). A
+    100,000-file scan of wrapping camera names asked the one-name query 180,000 times."""
+    by_key = {name_key(n): n for n in names}
+    keys = sorted(by_key)
+    conn = session.connection()
+    qmark = conn.dialect.name == "sqlite"  # straight to the driver: no per-call parameter work
+    taken: set[str] = set()
+    for i in range(0, len(keys), _TAKEN_CHUNK):
+        chunk = keys[i:i + _TAKEN_CHUNK]
+        size = -(-len(chunk) // _TAKEN_STEP) * _TAKEN_STEP
+        chunk += chunk[-1:] * (size - len(chunk))
+        flat: list[str] = []
+        for key in chunk:
+            prefix = name_key(split_ext(by_key[key])[0]) + " ("
+            flat += (key, prefix, prefix[:-1] + ")")
+        stmt = _taken_statement(column, size, qmark)
+        if qmark:
+            taken.update(row[0] for row in conn.exec_driver_sql(stmt, tuple(flat)))
+        else:
+            taken.update(conn.execute(stmt, {f"p{j}": v for j, v in enumerate(flat)}).scalars())
+    return taken
+
+
+def _taken_statement(column, size: int, qmark: bool) -> Any:
+    """The statement of `_taken_keys_batch` for `size` names: SQL text with `?` for SQLite's
+    driver, a `text()` with named parameters p0, p1... for any other database."""
+    stmt = _TAKEN_BATCH.get((column.key, size, qmark))
+    if stmt is None:
+        col = f"{column.table.name}.{column.name}"
+        mark = (lambda j: "?") if qmark else (lambda j: f":p{j}")
+        terms = " OR ".join(
+            f"{col} = {mark(3 * j)} OR ({col} >= {mark(3 * j + 1)} AND {col} < {mark(3 * j + 2)})"
+            for j in range(size))
+        sql = f"SELECT {col} FROM {column.table.name} WHERE {terms}"
+        stmt = _TAKEN_BATCH[(column.key, size, qmark)] = sql if qmark else text(sql)
+    return stmt
+
+
+def free_names_batch(session: Session, column, names: list[str]) -> list[tuple[str, str]]:
+    """`_free_names_bulk` with every lookup in one query per 250 names: the same names (first
+    of `name`, `name (2)`... unused in the catalog and by earlier names of the batch)."""
+    session.flush()  # names of rows pending in this session count, as in `_taken_keys`
+    taken = _taken_keys_batch(session, column, names)
+    out = []
+    for name in names:
+        key = name_key(name)
+        if key in taken:
+            name, key = _first_free_suffix(name, taken)
+        taken.add(key)
+        out.append((name, key))
+    return out
+
+
+def _first_free_suffix(name: str, taken: set[str]) -> tuple[str, str]:
+    """The first of `name (2)`, `name (3)`... whose key is not in `taken`. For an ASCII name
+    the key of `stem (n).ext` is built from the parts (casefold of ASCII is lower(), NFC leaves
+    it alone): a wrapped camera counter tries ~10 of them per file."""
+    n = 2
+    if name.isascii():
+        stem, ext = split_ext(name)
+        head, tail = stem.lower() + " (", ")" + ext.lower()
+        while f"{head}{n}{tail}" in taken:
+            n += 1
+        return with_suffix_number(name, n), f"{head}{n}{tail}"
+    while name_key(with_suffix_number(name, n)) in taken:
+        n += 1
+    cand = with_suffix_number(name, n)
+    return cand, name_key(cand)
+
+
+_INSERT_SQLITE: dict[tuple[str, ...], tuple[str, list[Any]]] = {}
+
+
+def _insert_assets(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Insert asset rows (every column but the id in each) in one executemany. On SQLite the
+    statement and the columns' own bind processors are prepared once and the rows go to the
+    driver as tuples: SQLAlchemy's per-row parameter building cost as much as SQLite's insert."""
+    conn = session.connection()
+    table = cast(Table, Asset.__table__)
+    if conn.dialect.name != "sqlite" or not rows:
+        conn.execute(insert(table), rows)
+        return
+    keys = tuple(rows[0])
+    prepared = _INSERT_SQLITE.get(keys)
+    if prepared is None:
+        cols = [table.c[k] for k in keys]
+        if {c.key for c in table.c if not c.primary_key} - set(keys):
+            conn.execute(insert(table), rows)  # a column left to its default: SQLAlchemy's
+            return
+        sql = (f"INSERT INTO {table.name} ({', '.join(c.name for c in cols)}) "
+               f"VALUES ({', '.join('?' for _ in cols)})")
+        procs = [c.type.dialect_impl(conn.dialect).bind_processor(conn.dialect) for c in cols]
+        prepared = _INSERT_SQLITE[keys] = (sql, procs)
+    sql, procs = prepared
+    values = itemgetter(*keys)
+    conn.exec_driver_sql(sql, [
+        tuple(v if p is None or v is None else p(v) for v, p in zip(values(row), procs, strict=True))
+        for row in rows])
