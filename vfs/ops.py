@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import DateTime, Integer, bindparam, delete, insert, select, update
 
 from .catalog.models import (
     STATUS_OK,
@@ -208,16 +208,21 @@ def purge(self: Library, item_id: int, actor: Actor) -> None:
 
 # ---- albums --------------------------------------------------------------------------------------
 def add_to_album(self: Library, album_id: int, asset_id: int | None) -> None:
-    with self.write() as s:  # Core statements: filling an album runs this per photo
-        c = s.connection()
-        if c.execute(_IN_ALBUM, {"album_id": album_id, "asset_id": asset_id}).first() is None:
-            c.execute(insert(AlbumAsset), {"album_id": album_id, "asset_id": asset_id,
-                                           "added_at": datetime.now()})
+    """Filling an album runs this once per photo (a COPY each): one statement on a Core
+    connection, which adds the member unless it is one already."""
+    with self.write_core() as c:
+        c.execute(_ADD_MEMBER, {"album_id": album_id, "asset_id": asset_id,
+                                "added_at": datetime.now()})
     self.sidecars.mark([asset_id])
 
 
 _IN_ALBUM = select(AlbumAsset.asset_id).where(AlbumAsset.album_id == bindparam("album_id"),
                                               AlbumAsset.asset_id == bindparam("asset_id"))
+#: INSERT ... SELECT ... WHERE NOT EXISTS: the existence check and the insert in one statement
+_ADD_MEMBER = insert(AlbumAsset).from_select(
+    ["album_id", "asset_id", "added_at"],
+    select(bindparam("album_id", type_=Integer), bindparam("asset_id", type_=Integer),
+           bindparam("added_at", type_=DateTime)).where(~_IN_ALBUM.exists()))
 
 
 def _album_members(s, album_ids: list[int]) -> list[int]:
@@ -461,10 +466,37 @@ def _replace_original(self: Library, s, asset: Asset, tmp: Path, actor: Actor) -
 
 # ---- ingest (the pipeline lives in photovfs.ingest) ---------------------------------------------
 def ingest_file(self: Library, tmp: Path, name: str, actor: Actor) -> int:
-    """File a complete upload as an original (or find its byte-identical twin); returns asset id."""
+    """File a complete upload as an original (or find its byte-identical twin); returns asset id.
+
+    A copy of a photo the library shows (`cp` of one into an album over FUSE or SMB: the issue's
+    "a byte-identical copy only adds the reference") files nothing, so it skips the journaled
+    pipeline (staging, a full decode, metadata): its hash finds the twin and the upload is
+    removed. Anything else, or bigger than TWIN_CHECK_MAX, goes through the pipeline."""
+    twin = _visible_twin(self, tmp)
+    if twin is not None:
+        tmp.unlink(missing_ok=True)
+        return twin
     from .ingest import ingest_path
 
     return ingest_path(self, tmp, name).asset_id
+
+
+#: uploads up to this size are hashed before the pipeline, which hashes again when they are new
+#: (a photo costs a few ms more; a long video would cost seconds, and is rarely a copy)
+TWIN_CHECK_MAX = 128 << 20
+_TWIN = select(Asset.id).where(Asset.sha256 == bindparam("sha256"), Asset.size == bindparam("size"),
+                               Asset.status == STATUS_OK).order_by(Asset.id).limit(1)
+
+
+def _visible_twin(self: Library, tmp: Path) -> int | None:
+    """The catalogued, visible photo with exactly these bytes, if any."""
+    from .hashing import sha256_file
+
+    size = os.stat(tmp).st_size
+    if size == 0 or size > TWIN_CHECK_MAX:
+        return None
+    with self.engine.connect() as c:
+        return c.execute(_TWIN, {"sha256": sha256_file(tmp), "size": size}).scalar()
 
 
 def inbox_arrived(self: Library, path: Path, actor: Actor) -> None:
