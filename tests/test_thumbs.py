@@ -508,6 +508,73 @@ def test_automatic_eviction_after_writes(tmp_path: Path, photo: Path) -> None:
     r.close()
 
 
+@pytest.mark.parametrize("leftover", ["empty", "cut short", "zero tail", "not a jpeg"])
+def test_rendition_cut_short_by_a_power_cut_is_made_again_never_served(
+    rend: Renditions, photo: Path, leftover: str
+) -> None:
+    """Renditions are renamed into place without fsync: what a power cut can leave under the real
+    name (an empty or truncated file) counts as missing, and the next request replaces it."""
+    whole = rend.get(photo, SHA_A, "image", 300).read_bytes()
+    broken = {
+        "empty": b"",
+        "cut short": whole[: len(whole) // 2],
+        "zero tail": whole[:-4096] + b"\x00" * 4096,
+        "not a jpeg": b"\x00" * len(whole),
+    }[leftover]
+    path = rend.cached(SHA_A, 300)
+    assert path is not None
+    path.write_bytes(broken)
+    assert rend.cached(SHA_A, 300) is None
+    counter = CountingRender()
+    rend.render_fn = counter
+    again = rend.get(photo, SHA_A, "image", 300)
+    assert again == path and counter.calls == 1
+    assert again.read_bytes() == whole  # deterministic: the size a listing reported still holds
+    assert rend.cached(SHA_A, 300) == path
+
+
+def test_capture_date_segment_is_byte_identical_to_pillows() -> None:
+    """The EXIF date is built by hand (no Pillow import per worker); the bytes must not change,
+    or every cached rendition would differ from a new one under the same key."""
+    from photovfs.thumbs import _exif_date_payload
+
+    for stamp in ("2021:07:04 10:11:12", "999:12:31 23:59:00", "abcd", ""):
+        exif = Image.Exif()
+        exif.get_ifd(0x8769)[0x9003] = stamp
+        assert _exif_date_payload(stamp) == exif.tobytes(), stamp
+
+
+def test_render_to_publishes_a_whole_jpeg_and_reports_failures(tmp_path: Path, photo: Path) -> None:
+    """The pre-generation worker's entry point: a whole JPEG at `dest`, no temp file; a corrupt
+    original is a reason string, never an exception that would kill the pool."""
+    from photovfs.thumbs import render_to, whole_jpeg
+
+    dest = tmp_path / "cache" / "ab" / "x.jpg"
+    nbytes, reason = render_to(str(photo), "image", 200, MAX_PIXELS, str(dest))
+    assert reason == "" and nbytes == dest.stat().st_size and whole_jpeg(dest) is not None
+    assert [p.name for p in dest.parent.iterdir()] == ["x.jpg"]
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"\xff\xd8\xff\xe0garbage")
+    nbytes, reason = render_to(str(bad), "image", 200, MAX_PIXELS, str(tmp_path / "y.jpg"))
+    assert nbytes == 0 and reason.startswith("BadMedia") and not (tmp_path / "y.jpg").exists()
+
+
+def test_pregeneration_workers_share_the_cores_instead_of_a_libvips_thread_each() -> None:
+    """The pool supplies the parallelism; libvips' own thread per core in every worker made two
+    workers fight for two cores. As many workers as cores: libvips single-threaded in each."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    import pyvips
+    from photovfs.thumbs import worker_init
+
+    ctx = multiprocessing.get_context("spawn")
+    as_many = os.cpu_count() or 1
+    with ProcessPoolExecutor(1, mp_context=ctx, initializer=worker_init,
+                             initargs=(0, as_many)) as pool:
+        assert pool.submit(pyvips.concurrency_get).result(timeout=60) == 1
+
+
 # ---------------------------------------------------------------------------------------------
 # the shared corpus
 # ---------------------------------------------------------------------------------------------

@@ -105,31 +105,8 @@ def update_status(state_dir: Path, section: str, **values: Any) -> dict:
 
 
 # ---- renditions ----------------------------------------------------------------------------------
-def _worker_init(nice: int) -> None:
-    if nice:
-        with contextlib.suppress(OSError, AttributeError):
-            os.nice(nice)
-
-
-def _render_to(src: str, media_type: str, size: int, max_pixels: int, dest: str) -> tuple[int, str]:
-    """Worker process: render and publish `dest` atomically; (bytes, "") or (0, reason)."""
-    from .errors import PhotoVFSError
-    from .files import write_atomic
-    from .thumbs import TEMP_PREFIX, render
-
-    try:
-        data = render(Path(src), media_type, size, max_pixels=max_pixels)
-    except PhotoVFSError as exc:
-        return 0, f"{type(exc).__name__}: {exc.reason}"
-    except Exception as exc:  # noqa: BLE001 - reported, never fatal
-        return 0, f"{type(exc).__name__}: {exc}"
-    try:
-        write_atomic(Path(dest), data, prefix=TEMP_PREFIX)
-    except (OSError, PhotoVFSError) as exc:
-        return 0, f"cannot write the rendition: {getattr(exc, 'reason', None) or exc}"
-    return len(data), ""
-
-
+# The worker processes run thumbs.worker_init and thumbs.render_to: defined there, a spawned worker
+# imports thumbs and pyvips only, not this module's catalog and SQLAlchemy imports.
 def _cache(lib: Library):
     from .ops import _renditions
 
@@ -197,8 +174,10 @@ def pregenerate(lib: Library, sizes: Iterable[int], *, workers: int | None = Non
     room = int(r.cap_bytes * CACHE_FILL) - _cache_bytes(r.cache_dir)
     max_pixels = lib.config.thumbnails.max_megapixels * 1_000_000
     workers = max(1, workers or lib.config.thumbnails.workers)
-    pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_worker_init,
-                               initargs=(nice,))
+    from .thumbs import render_to, worker_init
+
+    pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=worker_init,
+                               initargs=(nice, workers))
     running: dict[Future, tuple[str, str, int]] = {}
     items = iter(todo)
     if busy is None:
@@ -252,7 +231,7 @@ def pregenerate(lib: Library, sizes: Iterable[int], *, workers: int | None = Non
                     report["left"] -= 1
                     continue
                 key = r.key(digest, size)
-                fut = pool.submit(_render_to, str(src), media, size, max_pixels,
+                fut = pool.submit(render_to, str(src), media, size, max_pixels,
                                   str(r._path(key)))
                 running[fut] = (label, key, size)
             if running:
