@@ -73,6 +73,20 @@ _DEAD_UNDER = _DEAD.where(or_(DeadProperty.path == bindparam("key"),
                                    DeadProperty.path < bindparam("hi"))))
 
 
+
+def _propstats(found: list[str], missing: list[str]) -> str:
+    """The end of one <D:response>: a 200 propstat of the found properties, a 404 one of the
+    missing ones (each only when not empty), as wsgidav writes them."""
+    parts = []
+    if found:
+        parts.append(f"<D:propstat><D:prop>{''.join(found)}</D:prop>"
+                     "<D:status>HTTP/1.1 200 OK</D:status></D:propstat>")
+    if missing:
+        parts.append(f"<D:propstat><D:prop>{''.join(missing)}</D:prop>"
+                     "<D:status>HTTP/1.1 404 Not Found</D:status></D:propstat>")
+    parts.append("</D:response>")
+    return "".join(parts)
+
 class RowFragments:
     """The per-photo responses of the last few listings, by folder and property set, each under
     its row: after a catalog change the folder is queried again, and a photo whose row is the
@@ -407,15 +421,7 @@ class FastPropfind(BaseMiddleware):
                     prefix = ns.setdefault(uri, f"NS{len(ns) + 1}")
                     missing.append(f"<{prefix}:{local}/>")
         decl = "".join(f' xmlns:{p}="{escape(u, {chr(34): "&quot;"})}"' for u, p in ns.items())
-        parts = [f"<D:response{decl}><D:href>{escape(href)}</D:href>"]
-        if found:
-            parts.append(f"<D:propstat><D:prop>{''.join(found)}</D:prop>"
-                         "<D:status>HTTP/1.1 200 OK</D:status></D:propstat>")
-        if missing:
-            parts.append(f"<D:propstat><D:prop>{''.join(missing)}</D:prop>"
-                         "<D:status>HTTP/1.1 404 Not Found</D:status></D:propstat>")
-        parts.append("</D:response>")
-        return "".join(parts)
+        return f"<D:response{decl}><D:href>{escape(href)}</D:href>" + _propstats(found, missing)
 
 
 _WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
@@ -586,15 +592,8 @@ class _RowTemplate:
                 prefix = ns.setdefault(uri, f"NS{len(ns) + 1}")
                 missing.append(_literal(f"<{prefix}:{local}/>"))
         decl = "".join(f' xmlns:{p}="{escape(u, {chr(34): "&quot;"})}"' for u, p in ns.items())
-        parts = [_literal(f"<D:response{decl}><D:href>"), "%s</D:href>"]
-        if found:
-            parts.append(f"<D:propstat><D:prop>{''.join(found)}</D:prop>"
-                         "<D:status>HTTP/1.1 200 OK</D:status></D:propstat>")
-        if missing:
-            parts.append(f"<D:propstat><D:prop>{''.join(missing)}</D:prop>"
-                         "<D:status>HTTP/1.1 404 Not Found</D:status></D:propstat>")
-        parts.append("</D:response>")
-        self.text = "".join(parts)
+        self.text = _literal(f"<D:response{decl}><D:href>") + "%s</D:href>" \
+            + _propstats(found, missing)
         # a tuple for any number of fields (itemgetter of one index returns the bare value)
         index = [_ROW_VALUES.index(f) for f in fields]
         getter = itemgetter(*index)

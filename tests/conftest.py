@@ -82,3 +82,11 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def assert_restored(library: Path, target: Path, pattern: str = "*.jpg") -> None:
+    """Every photo of `library` is in `target` at the same place, same bytes, same mtime."""
+    for p in library.rglob(pattern):
+        rel = p.relative_to(library)
+        assert (target / rel).read_bytes() == p.read_bytes(), rel
+        assert (target / rel).stat().st_mtime_ns == p.stat().st_mtime_ns, rel

@@ -9,7 +9,7 @@ import sqlite3
 from datetime import datetime
 from pathlib import Path
 
-from conftest import jpeg_with_date
+from conftest import assert_restored, jpeg_with_date
 from photovfs.backup.dest import LocalDest
 from photovfs.backup.engine import backup, check, done_generations, read_manifest, repair, restore
 from photovfs.catalog.models import AlbumAsset, Asset, AssetPerson
@@ -380,10 +380,7 @@ def test_a_no_change_run_restores_identically_and_an_album_edit_after_it_is_in_t
     target = tmp_path / "restored"
     r = restore(str(dest), target, generation=same["generation"])
     assert r["ok"] and r["restored"] == 5, r
-    for p in photo_dir.rglob("*.jpg"):
-        rel = p.relative_to(photo_dir)
-        assert (target / rel).read_bytes() == p.read_bytes()
-        assert (target / rel).stat().st_mtime_ns == p.stat().st_mtime_ns
+    assert_restored(photo_dir, target)
 
     lib = Library.open(photo_dir)
     tag(lib, "Family", "Ben", [("phone", "IMG_0001.jpg")])  # changes only the catalog

@@ -12,7 +12,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from conftest import jpeg_with_date
+from conftest import assert_restored, jpeg_with_date
 from photovfs.backup import quick
 from photovfs.backup.dest import LocalDest
 from photovfs.backup.engine import (
@@ -65,10 +65,7 @@ def test_a_no_change_run_takes_the_quick_path_links_its_files_and_restores_ident
     target = tmp_path / "restored"
     r = restore(str(dest), target, generation=same["generation"])
     assert r["ok"] and r["restored"] == 5, r
-    for p in photo_dir.rglob("*.jpg"):
-        rel = p.relative_to(photo_dir)
-        assert (target / rel).read_bytes() == p.read_bytes()
-        assert (target / rel).stat().st_mtime_ns == p.stat().st_mtime_ns
+    assert_restored(photo_dir, target)
     replicas = check(photo_dir, replicas=True, download=5, record=False)
     assert replicas["ok"], replicas
 
