@@ -12,7 +12,8 @@ are small, a few are large), scans it, then times on the same tree, in this orde
                     re-read: the default `due` fixity mode)
   backup 5%         5% of the files rewritten
   rsync -a          first and second run of `rsync -a LIB/ DEST/`, and the first + `sync`
-                    (a generation is durable before it counts; rsync's copy is not)
+                    (a generation is durable before it counts; rsync's copy is not), and
+                    `rsync -a --fsync` (rsync >= 3.2.4: every file fsynced, the durable peer)
   rclone copy       first and second run of `rclone copy LIB DEST` (local to local)
   check             `photovfs check LIB` (full fixity: re-hash everything)
   sha256sum         `find LIB -type f | xargs sha256sum`: the floor for hashing
@@ -135,6 +136,12 @@ def _profile_no_change(lib_dir: Path, dest: Path, state: Path, rd: Path, n: int)
           f"(target <= 2)\n  stages: {_stages(report)}", file=sys.stderr, flush=True)
 
 
+def _rsync_has_fsync() -> bool:
+    """Whether this rsync has --fsync (3.2.4 and later)."""
+    out = subprocess.run(["rsync", "--help"], capture_output=True, text=True, check=False)
+    return "--fsync" in out.stdout
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--count", type=int, default=1000)
@@ -191,6 +198,11 @@ def main() -> int:
             row("rsync -a first + sync", timed(lambda: (sh("rsync", "-a", f"{lib_dir}/", f"{rd}/"),
                                                        sh("sync"))))
             shutil.rmtree(rd)
+            if _rsync_has_fsync():  # the durable peer: rsync >= 3.2.4 fsyncs every file it wrote
+                sh("sync")
+                row("rsync -a --fsync first", timed(lambda: sh("rsync", "-a", "--fsync",
+                                                               f"{lib_dir}/", f"{rd}/")))
+                shutil.rmtree(rd)
         if not args.no_peers and shutil.which("rclone"):
             cd = tmp / "rclone"
             env_cfg = ["--config", os.devnull]
@@ -229,6 +241,9 @@ def main() -> int:
         print(f"\nfirst backup vs rsync -a: {t['rsync -a first'] / t['backup first']:.2f}x its MB/s "
               f"(target >= 0.8); vs rsync -a + sync: "
               f"{t['rsync -a first + sync'] / t['backup first']:.2f}x")
+        if "rsync -a --fsync first" in t:
+            print(f"first backup vs rsync -a --fsync (durable, like a generation): "
+                  f"{t['rsync -a --fsync first'] / t['backup first']:.2f}x its MB/s")
         print(f"no-change backup vs rsync -a second: "
               f"{t['backup no change'] / t['rsync -a second']:.2f}x its time (target <= 2)")
     if "sha256sum" in t:
