@@ -169,21 +169,32 @@ def evict(path: Path) -> None:
 
 
 def cached_mib(path: Path) -> tuple[int, int]:
-    """(MiB of a file wholly in the page cache, MiB in all): proof an eviction took."""
-    from photovfs.fuse.operations import _open_original, _resident, _unmap
+    """(MiB of a file wholly in the page cache, MiB in all): proof an eviction took. mincore(2)
+    on a private mapping (writable, so ctypes can tell its address; nothing is written)."""
+    import ctypes
+    import mmap
 
-    fd, mapped = _open_original(str(path))
-    resident = _resident()
-    try:
-        if mapped is None or resident is None:
-            return -1, -1
-        size = len(mapped.view)
-        chunks = range(0, size, 1 << 20)
-        return sum(resident.all(mapped.base, o, min(1 << 20, size - o)) for o in chunks), len(chunks)
-    finally:
-        if mapped is not None:
-            _unmap(mapped)
-        os.close(fd)
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]
+    with open(path, "rb") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        if not size:
+            return 0, 0
+        m = mmap.mmap(fh.fileno(), size, flags=mmap.MAP_PRIVATE,
+                      prot=mmap.PROT_READ | mmap.PROT_WRITE)
+        anchor = ctypes.c_char.from_buffer(m)
+        try:
+            pages = (size + mmap.PAGESIZE - 1) // mmap.PAGESIZE
+            vec = ctypes.create_string_buffer(pages)
+            if libc.mincore(ctypes.addressof(anchor), size, vec):
+                return -1, -1
+            per = (1 << 20) // mmap.PAGESIZE
+            flags = vec.raw[:pages]
+            chunks = range(0, pages, per)
+            return sum(b"\0" not in flags[i:i + per] for i in chunks), len(chunks)
+        finally:
+            del anchor
+            m.close()
 
 
 def own_cpu() -> float:

@@ -9,11 +9,9 @@
   them writable, else 0444. Owner: the mounting user.
 * Directory listings are snapshotted at opendir; readdir offsets index into the snapshot, so a change
   during `ls` never skips or repeats an entry.
-* Reads of existing files go to the real file, opened and mapped (read-only) per handle: when the
-  page cache has the bytes (mincore), the reply points the kernel at the mapping, so the bytes are
-  copied once, straight into the kernel's reply, in the request loop; else a pread in a worker
-  thread. A sequential reader has the disk asked for its next bytes ahead of time (not waited
-  for). Handles without a mapping read cached bytes with preadv RWF_NOWAIT into one buffer.
+* Reads of existing files go to the real file through an os fd per handle: answered in the request
+  loop when the page cache has the bytes (preadv RWF_NOWAIT into one reused buffer), else by a
+  pread in a worker thread that also asks the disk for a sequential reader's next bytes.
 * Writes go to `lib.begin_write` (a private temporary), started lazily at the first write or
   truncation, and are committed at flush (close): the commit's error is what close() returns (release
   errors are discarded by the kernel). Committed data is fsynced by the core.
@@ -24,11 +22,9 @@
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import functools
 import logging
-import mmap
 import os
 import stat
 import time
@@ -68,99 +64,13 @@ def _join(parent: str, name: str) -> str:
     return f"{parent}/{name}" if parent else name
 
 
-class _Py_buffer(ctypes.Structure):
-    _fields_ = [("buf", ctypes.c_void_p), ("obj", ctypes.c_void_p), ("len", ctypes.c_ssize_t),
-                ("itemsize", ctypes.c_ssize_t), ("readonly", ctypes.c_int), ("ndim", ctypes.c_int),
-                ("format", ctypes.c_char_p), ("shape", ctypes.c_void_p),
-                ("strides", ctypes.c_void_p), ("suboffsets", ctypes.c_void_p),
-                ("internal", ctypes.c_void_p)]
-
-
-_get_buffer = ctypes.PYFUNCTYPE(ctypes.c_int, ctypes.py_object, ctypes.POINTER(_Py_buffer),
-                               ctypes.c_int)(("PyObject_GetBuffer", ctypes.pythonapi))
-_release_buffer = ctypes.PYFUNCTYPE(None, ctypes.POINTER(_Py_buffer))(
-    ("PyBuffer_Release", ctypes.pythonapi))
-
-
-def _address(mapping: mmap.mmap) -> int:
-    """Where a (read-only) mapping starts in memory (ctypes only tells it for writable ones)."""
-    view = _Py_buffer()
-    if _get_buffer(mapping, ctypes.byref(view), 0) != 0:
-        raise OSError(errno.EINVAL, "no buffer")
-    addr = view.buf or 0
-    _release_buffer(ctypes.byref(view))
-    return addr
-
-
-class _Resident:
-    """mincore(2) on a mapped original: are all pages of a range in the page cache *and read*?
-    (mincore counts a page still being read from disk as absent, unlike cachestat(2).) Asked
-    before a reply points the kernel at the mapping, so that a reply never waits for the disk
-    in the request loop."""
-
-    def __init__(self) -> None:
-        fn = ctypes.PyDLL(None, use_errno=True).mincore  # quick: keeps the GIL
-        fn.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]
-        fn.restype = ctypes.c_int
-        self._mincore = fn
-        self._vec = ctypes.create_string_buffer(READ_BUFFER // mmap.PAGESIZE + 2)
-
-    def all(self, base: int, off: int, size: int) -> bool:
-        start = off - off % mmap.PAGESIZE
-        pages = (off + size - start + mmap.PAGESIZE - 1) // mmap.PAGESIZE
-        if pages > len(self._vec) or self._mincore(base + start, off + size - start, self._vec):
-            return False
-        return b"\0" not in ctypes.string_at(self._vec, pages)
-
-
-def _resident() -> _Resident | None:
-    try:
-        return _Resident()
-    except (OSError, AttributeError):  # no mincore in this C library
-        return None
-
-
-@dataclass(eq=False)
-class Mapped:
-    """An original mapped read-only, and where the mapping starts."""
-
-    mapping: mmap.mmap
-    view: memoryview
-    base: int
-
-
-def _open_original(source: str) -> tuple[int, Mapped | None]:
-    """The real file for reading, and mapped (read-only) when it can be: a reply then hands the
-    kernel the file's own page-cache pages, one copy less than reading them into a buffer. Only
-    the kernel ever touches the mapping (pyfuse3 passes the pointer to writev), so a file
-    truncated by another program makes that reply fail with EFAULT (the reader gets EIO), never
-    a SIGBUS in this process."""
-    fd = os.open(source, os.O_RDONLY)
-    try:
-        size = os.fstat(fd).st_size
-        if not size:
-            return fd, None
-        mapping = mmap.mmap(fd, size, prot=mmap.PROT_READ)
-        return fd, Mapped(mapping, memoryview(mapping), _address(mapping))
-    except (OSError, ValueError, OverflowError):  # e.g. no address space left: plain reads
-        return fd, None
-
-
-def _unmap(m: Mapped) -> None:
-    """Unmap a handle's file now; if a reply still holds a slice, when that goes."""
-    m.view.release()
-    try:
-        m.mapping.close()
-    except BufferError:
-        pass
-
-
-def _will_need(fd: int, off: int, size: int) -> None:
-    """Ask the disk for a range now (worker thread), then close the duplicate fd it came with."""
-    try:
-        os.posix_fadvise(fd, off, size, os.POSIX_FADV_WILLNEED)
-    finally:
-        os.close(fd)
+def _read_disk(fd: int, off: int, size: int, prefetch: int) -> bytes:
+    """A read the page cache could not answer (worker thread). A sequential reader gets the
+    next bytes requested from the disk now, so its next requests find them cached."""
+    data = os.pread(fd, size, off)
+    if prefetch and len(data) == size:
+        os.posix_fadvise(fd, off + size, prefetch, os.POSIX_FADV_WILLNEED)
+    return data
 
 
 def translate(fn):
@@ -187,14 +97,12 @@ class Handle:
     node: Node | None
     writable: bool
     fd: int | None = None  # the real file, for reads before any modification
-    mapped: Mapped | None = None  # the real file mapped: replies straight from its page cache
     upload: Upload | None = None
     dirty: bool = False
     created: bool = False  # made by create(): commit even if nothing was written (touch)
     truncate: bool = False  # O_TRUNC: start the upload empty
     unlinked: bool = False
     next_off: int = -1  # where the last read ended: a sequential reader asks for that next
-    ahead: int = 0  # where the disk was last asked to read to (see _read_ahead)
     lock: trio.Lock = field(default_factory=trio.Lock)
 
 
@@ -222,7 +130,6 @@ class PhotoOperations(pyfuse3.Operations):
         self._limiter = trio.CapacityLimiter(CORE_THREADS)
         self._rbuf = memoryview(bytearray(READ_BUFFER))  # see _read_cached
         self._nowait = hasattr(os, "RWF_NOWAIT")
-        self._resident = _resident()
         self.xattrs = XattrStore(xattr_db or lib.config.state_dir / "fuse-xattrs.db")
         self.started = time.time()  # the time of folders the catalog gives none
 
@@ -535,37 +442,21 @@ class PhotoOperations(pyfuse3.Operations):
             fh = self._fh()
             self._handles[fh] = Handle(inode, path, None, False, fd=fd)
             return pyfuse3.FileInfo(fh=fh, direct_io=False, keep_cache=False)
-        # fresh: others may have changed it
-        if write:
-            node, fd, mapped = await self._call(self.lib.resolve, path), None, None
-        else:
-            node, fd, mapped = await self._call(self._resolve_for_reading, path)
+        node = await self._call(self.lib.resolve, path)  # fresh: others may have changed it
         self._remember(node)
         if node.is_dir:
             raise pyfuse3.FUSEError(errno.EISDIR)
         if write and not node.writable:
             raise pyfuse3.FUSEError(errno.EACCES)
         self._refresh_kernel(inode, node)
-        h = Handle(inode, path, node, write, truncate=bool(flags & os.O_TRUNC), fd=fd,
-                   mapped=mapped)
-        if write and node.source is not None and (flags & os.O_ACCMODE) == os.O_RDWR:
+        h = Handle(inode, path, node, write, truncate=bool(flags & os.O_TRUNC))
+        if node.source is not None and (not write or (flags & os.O_ACCMODE) == os.O_RDWR):
             h.fd = await self._call(os.open, node.source, os.O_RDONLY)
         keep = not write and node.etag is not None and self._etags.get(inode) == node.etag
         self._etags[inode] = node.etag
         fh = self._fh()
         self._handles[fh] = h
         return pyfuse3.FileInfo(fh=fh, direct_io=False, keep_cache=keep)
-
-    def _resolve_for_reading(self, path: str) -> tuple[Node, int | None, Mapped | None]:
-        """Worker thread: a fresh resolve and the open (and mapping) of the original in one
-        thread hop, not two (a hop costs ~0.5 ms on a busy machine, a third of an open)."""
-        node = self.lib.resolve(path)
-        if node.is_dir or node.source is None:
-            return node, None, None
-        if self._resident is None:
-            return node, os.open(node.source, os.O_RDONLY), None
-        fd, mapped = _open_original(node.source)
-        return node, fd, mapped
 
     @translate
     async def create(self, parent_inode, name, mode, flags, ctx):
@@ -593,53 +484,14 @@ class PhotoOperations(pyfuse3.Operations):
             return await trio.to_thread.run_sync(os.pread, h.upload.file.fileno(), size, off)
         if h.fd is None:
             raise pyfuse3.FUSEError(errno.EBADF)
-        if off == h.next_off or (off == 0 and size >= READ_BUFFER):
-            self._read_ahead(h, h.fd, off + size)
+        sequential = off > 0 and off == h.next_off
         h.next_off = off + size
-        if h.mapped is not None:
-            data = self._read_mapped(h.fd, h.mapped, off, size)
-        elif self._nowait:
+        if self._nowait:
             data = self._read_cached(h.fd, off, size)
-        else:
-            data = None
-        if data is not None:
-            return data
-        return await trio.to_thread.run_sync(os.pread, h.fd, size, off)
-
-    def _read_ahead(self, h: Handle, real_fd: int, end: int) -> None:
-        """Keep the disk PREFETCH bytes ahead of a sequential reader, so that its next requests
-        find their pages cached. The advice is given in a thread and not waited for: it
-        allocates and submits the pages itself (~1 ms for 4 MiB), too long for the loop."""
-        if h.ahead - end >= PREFETCH // 2:
-            return
-        start = max(h.ahead, end)
-        if h.mapped is not None and start >= len(h.mapped.view):
-            return
-        try:  # a duplicate: the handle's fd may be closed (its number reused) before it runs
-            fd = os.dup(real_fd)
-        except OSError:
-            return
-        h.ahead = start + PREFETCH
-        trio.lowlevel.spawn_system_task(self._advise, fd, start, PREFETCH)
-
-    async def _advise(self, fd: int, off: int, size: int) -> None:
-        try:
-            await trio.to_thread.run_sync(_will_need, fd, off, size)
-        except Exception:  # noqa: BLE001 - a hint: a failure costs nothing but the hint
-            pass
-
-    def _read_mapped(self, fd: int, m: Mapped, off: int, size: int) -> memoryview | None:
-        """The mapped file's bytes when they are all in the page cache, else None (a disk read,
-        in a thread). No copy here: the kernel copies them straight into the reply."""
-        length = len(m.view)
-        if off + size > length and os.fstat(fd).st_size > length:
-            return None  # grown since it was mapped: the rest is not in the mapping
-        end = min(off + size, length)
-        if end <= off:
-            return m.view[0:0]
-        if self._resident is None or not self._resident.all(m.base, off, end - off):
-            return None
-        return m.view[off:end]
+            if data is not None:
+                return data
+        prefetch = PREFETCH if sequential else 0
+        return await trio.to_thread.run_sync(_read_disk, h.fd, off, size, prefetch)
 
     def _read_cached(self, fd: int, off: int, size: int) -> memoryview | None:
         """The bytes when the real file has them in the page cache, else None: read in the
@@ -734,8 +586,6 @@ class PhotoOperations(pyfuse3.Operations):
                 await self._call(h.upload.abort)
             if self._pending.get(h.path) is h:
                 del self._pending[h.path]
-            if h.mapped is not None:
-                _unmap(h.mapped)
             if h.fd is not None:
                 os.close(h.fd)
 
@@ -799,8 +649,6 @@ class PhotoOperations(pyfuse3.Operations):
                     h.upload.abort()
                 except Exception:  # noqa: BLE001
                     pass
-            if h.mapped is not None:
-                _unmap(h.mapped)
             if h.fd is not None:
                 try:
                     os.close(h.fd)
