@@ -8,7 +8,7 @@ does not give a meaning to, and WebDAV and FUSE refuse it identically.
 from __future__ import annotations
 
 import builtins
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -114,7 +114,14 @@ class View:
         if params is None:
             query = query.order_by(Asset.filename if real_names else Asset.vname)
         with self.lib.engine.connect() as c:  # Core rows: no ORM Session on hot listings
-            rows = c.execute(query, params or {}).all()
+            driver = _driver_sql(query, c.dialect) if params is not None else None
+            raw = c.connection.driver_connection
+            if driver is not None and params is not None and raw is not None:
+                sql, names, fixed = driver
+                values = tuple(params[n] if n in params else fixed[n] for n in names)
+                rows = raw.execute(sql, values).fetchall()
+            else:
+                rows = c.execute(query, params or {}).all()
         prefix = self.vpath(*parts) + "/"
         root = self.lib.original_path_str("", "")
         out = []
@@ -148,6 +155,34 @@ class View:
         lookup), and an ORM Session costs several times the query itself."""
         with self.lib.engine.connect() as c:
             return c.execute(statement, params or {}).first()
+
+
+#: prepared listing statements as (SQL, parameter names in order, fixed values), per statement
+_Prepared = tuple[str, tuple[str, ...], Mapping[str, Any]]
+_DRIVER: dict[int, tuple[Select, _Prepared | None]] = {}
+
+
+def _driver_sql(query: Select, dialect) -> _Prepared | None:
+    """A prepared listing statement as SQL for SQLite's own driver, compiled once per process,
+    or None (another database, or a column or parameter whose type converts values). A person
+    or an album of 1,000 photos lists in half the time: SQLAlchemy's result rows and parameter
+    handling cost as much as SQLite's query."""
+    if dialect.name != "sqlite":
+        return None
+    known = _DRIVER.get(id(query))
+    if known is not None and known[0] is query:
+        return known[1]
+    compiled = query.compile(dialect=dialect)
+    plain = all(b.type.dialect_impl(dialect).bind_processor(dialect) is None
+                for b in compiled.binds.values()) and all(
+        col.type.dialect_impl(dialect).result_processor(dialect, None) is None
+        for col in query.selected_columns)
+    sql, names = str(compiled), tuple(compiled.positiontup or ())
+    fixed = {n: compiled.binds[n].value for n in names if compiled.binds[n].value is not None}
+    prepared = (sql, names, fixed) \
+        if plain and compiled.positiontup is not None and "POSTCOMPILE" not in sql else None
+    _DRIVER[id(query)] = (query, prepared)  # keeps `query` alive: its id stays its own
+    return prepared
 
 
 def visible_assets() -> Select:
