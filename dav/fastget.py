@@ -13,7 +13,7 @@ is handed to the server's `wsgi.file_wrapper` when it is photovfs's own (`sendfi
 TCP the kernel then sends it with sendfile, as Apache does.
 
 Photos and renditions that were just served are remembered (`NodeCache`) for as long as the
-catalog has not changed: SQLite's `PRAGMA data_version` on a connection of our own moves with every
+catalog has not changed (`lib.probe`: SQLite's `PRAGMA data_version` on a never-writing connection moves with every
 commit by any other connection, in this process or another (scanner, FUSE, a second server). A
 repeated GET then skips the path parsing, the catalog query and, for a rendition, the cache lookup
 and stat: the small GETs a slideshow or a grid of thumbnails makes.
@@ -22,7 +22,6 @@ and stat: the small GETs a slideshow or a grid of thumbnails makes.
 from __future__ import annotations
 
 import os
-import sqlite3
 import threading
 import time
 from collections import OrderedDict
@@ -170,22 +169,14 @@ class NodeCache:
         self._held = 0
         self._lock = threading.Lock()
         self._version = -1
-        self._conn: sqlite3.Connection | None = None
-        url = lib.engine.url
-        if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
-            # never writes: its data_version changes exactly when another connection commits
-            self._conn = sqlite3.connect(url.database, check_same_thread=False,
-                                         isolation_level=None)
+        self._probe = lib.probe  # the catalog's change counter (vfs/catalog/probe.py)
 
     def get(self, path: str) -> tuple[Node | None, int | None]:
         """(the node, or None) and the catalog version a node found now may be kept under."""
-        if self._conn is None:
+        version = self._probe.version()
+        if version is None:
             return None, None
         with self._lock:
-            try:
-                version = self._conn.execute("PRAGMA data_version").fetchone()[0]
-            except sqlite3.Error:
-                return None, None
             if version != self._version:
                 self._nodes.clear()
                 self._version = version

@@ -24,7 +24,6 @@ from __future__ import annotations
 import io
 import math
 import re
-import sqlite3
 import threading
 import time
 from collections import OrderedDict
@@ -145,9 +144,9 @@ class RenderedRows:
 
     What is kept comes from the catalog alone (photo rows, their dead properties, catalogued
     sub-folders); side files and the folder itself are rendered for every request, and a folder
-    with a lock in force is never answered here. SQLite's `PRAGMA data_version` on a connection
-    of our own that never writes moves with every commit by any other connection, in this
-    process or another (a PROPPATCH, a scan, FUSE, a second server): the version is read before
+    with a lock in force is never answered here. The library's change counter (`lib.probe`:
+    SQLite's `PRAGMA data_version` on a connection that never writes) moves with every commit, in
+    this process or another (a PROPPATCH, a scan, FUSE, a second server): the version is read before
     the catalog is, so an answer is never kept under a version newer than its data. Bounded by
     bytes, oldest first out. Without SQLite nothing is kept."""
 
@@ -157,21 +156,14 @@ class RenderedRows:
         self._items: OrderedDict[tuple, tuple[int, object]] = OrderedDict()
         self._version: int | None = None
         self._lock = threading.Lock()
-        self._conn: sqlite3.Connection | None = None
-        url = lib.engine.url
-        if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
-            self._conn = sqlite3.connect(url.database, check_same_thread=False,
-                                         isolation_level=None)
+        self._probe = lib.probe  # the catalog's change counter (vfs/catalog/probe.py)
 
     def version(self) -> int | None:
         """The catalog's version now (None: nothing may be kept); drops older answers."""
-        if self._conn is None:
+        version = self._probe.version()
+        if version is None:
             return None
         with self._lock:
-            try:
-                version = self._conn.execute("PRAGMA data_version").fetchone()[0]
-            except sqlite3.Error:
-                return None
             if version != self._version:
                 self._items.clear()
                 self._held = 0
@@ -201,10 +193,6 @@ class RenderedRows:
             self._items[key] = (size, value)
             while self._held > self.max_bytes:
                 self._held -= self._items.popitem(last=False)[1][0]
-
-    def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
 
 
 class FastPropfind(BaseMiddleware):

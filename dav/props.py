@@ -6,8 +6,6 @@ but rows in the library's database, so properties survive restarts and follow MO
 
 from __future__ import annotations
 
-import sqlite3
-import threading
 from urllib.parse import unquote
 
 from photovfs.catalog.models import DeadProperty
@@ -44,13 +42,6 @@ _ANY_UNDER_3_SQL = "SELECT path FROM dav_properties WHERE " + " OR ".join(
 class CatalogPropertyManager:
     def __init__(self, lib) -> None:
         self.lib = lib
-        self._probe: sqlite3.Connection | None = None
-        self._probe_lock = threading.Lock()
-        url = lib.engine.url
-        if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
-            # read-only, autocommit: every probe sees every commit (fastget.py keeps one alike)
-            self._probe = sqlite3.connect(url.database, check_same_thread=False,
-                                          isolation_level=None)
 
     def __repr__(self) -> str:
         return "CatalogPropertyManager(dav_properties)"
@@ -81,9 +72,8 @@ class CatalogPropertyManager:
         params = {}
         for i, k in enumerate(keys):
             params.update({f"k{i}": k, f"lo{i}": k + "/", f"hi{i}": k + "0"})
-        if self._probe is not None:  # a plain connection: SQLAlchemy's execute cost 10x the query
-            with self._probe_lock:
-                return self._probe.execute(_ANY_UNDER_3_SQL, params).fetchone() is not None
+        if self.lib.probe.available:  # a plain connection: SQLAlchemy's execute costs 10x the query
+            return self.lib.probe.first(_ANY_UNDER_3_SQL, params) is not None
         with self.lib.engine.connect() as c:
             if c.dialect.name == "sqlite":
                 return c.execute(_ANY_UNDER_3, params).first() is not None

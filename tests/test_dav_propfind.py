@@ -199,16 +199,18 @@ def test_a_side_file_written_after_a_listing_shows_in_the_next_one(fresh):
 
 
 def test_what_is_kept_is_bounded():
-    class Lib:
-        class engine:  # noqa: N801 - the attribute the cache reads
-            url = __import__("sqlalchemy").engine.make_url("sqlite://")
+    from types import SimpleNamespace
 
+    from photovfs.catalog.probe import CatalogProbe
+    from sqlalchemy import create_engine
+
+    lib = SimpleNamespace(probe=CatalogProbe(create_engine("sqlite://")))  # what the cache reads
     fragments = fastprop.RowFragments(max_rows=100)
     for i in range(10):
         fragments.put(("listing", i), {(str(j),): "r" for j in range(30)})
     assert fragments._held <= 100 and fragments.get(("listing", 9)) is not None
     assert fragments.get(("listing", 0)) is None
-    cache = fastprop.RenderedRows(Lib(), max_bytes=100)
+    cache = fastprop.RenderedRows(lib, max_bytes=100)
     cache._version = 1
     for i in range(10):
         cache.put(("k", i), 1, ("v", i), 30)

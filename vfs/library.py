@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from . import ops
 from .catalog.db import make_engine, migrate, session_factory
 from .catalog.models import Asset
+from .catalog.probe import CatalogProbe
 from .config import Config, load_config
 from .errors import (
     Exists,
@@ -61,6 +62,7 @@ class Library:
         migrate(self.engine)
         self._sessions = session_factory(self.engine)
         self._write_lock = threading.RLock()
+        self.probe = CatalogProbe(self.engine)  # "has the catalog changed?" for adapters' caches
         self._ensure_statistics()  # writes: needs the sessions and the lock above
         self.scratch = Scratch(config.state_dir / "scratch")
         self.views: dict[str, View] = {
@@ -100,6 +102,7 @@ class Library:
         self.sidecars.flush()
         if self._renditions is not None:
             self._renditions.close()
+        self.probe.close()
         self.engine.dispose()
 
     # ---- catalog sessions --------------------------------------------------------------------
