@@ -181,6 +181,7 @@ def test_kill_9_of_backup_at_random_moments_during_ingest_and_album_edits(tmp_pa
         # the next run completes, with ingest and album edits still going on
         proc = run_backup(lib_dir, dest)
         out, err = proc.communicate(timeout=180)
+        assert out, (proc.returncode, err[-3000:])  # a report, not a crash
         report = json.loads(out)
         assert report["generation"] and not report.get("error"), (report, err[-2000:])
         assert not report["corrupt"], report

@@ -8,6 +8,7 @@ batches so that views fill while a scan runs.
 
 from __future__ import annotations
 
+import copy
 import os
 import stat
 from collections import deque
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
 
 from .catalog.models import STATUS_TRASHED, Asset, Folder
 from .catalog.store import (
@@ -312,11 +314,38 @@ class Scanner:
 
     def _write(self, batch: list[Read], by_hash: dict[str, list[int]],
                missing: dict[int, str]) -> None:
-        """One transaction per batch: changed and moved files through the ORM, new ones in bulk."""
+        """One transaction per batch: changed and moved files through the ORM, new ones in bulk.
+
+        Another process may catalogue a file between this scan's walk and its insert (an
+        ingest filing it, a second scan): the batch then fails on the catalog's unique path and
+        is rolled back whole; it is written once more without the files that are catalogued now
+        (they are that writer's), with the move bookkeeping and the report as they were."""
+        saved = ({k: list(v) for k, v in by_hash.items()}, dict(missing), copy.deepcopy(self.report))
+        try:
+            self._write_once(batch, by_hash, missing)
+        except IntegrityError:
+            by_hash.clear()
+            by_hash.update(saved[0])
+            missing.clear()
+            missing.update(saved[1])
+            self.report = saved[2]
+            self._write_once(self._not_catalogued(batch), by_hash, missing)
+        self.progress(len(batch))
+
+    def _write_once(self, batch: list[Read], by_hash: dict[str, list[int]],
+                    missing: dict[int, str]) -> None:
         with self.lib.write() as s:
             fresh = [r for r in batch if not self._store(s, *r, by_hash, missing)]
             self._insert(s, fresh)
-        self.progress(len(batch))
+
+    def _not_catalogued(self, batch: list[Read]) -> list[Read]:
+        """The batch without the new files another writer has catalogued since the walk."""
+        new = {(r[0].folder, r[0].filename) for r in batch if not r[0].asset_id}
+        with self.lib.session() as s:
+            taken = {(f, n) for f, n in s.execute(
+                select(Asset.folder, Asset.filename).where(
+                    Asset.filename.in_({n for _, n in new}))) if (f, n) in new}
+        return [r for r in batch if r[0].asset_id or (r[0].folder, r[0].filename) not in taken]
 
     def _insert(self, s, fresh: list) -> None:
         """New originals of one batch in one executemany (permanent names assigned in order)."""
