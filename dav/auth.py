@@ -7,6 +7,9 @@ The verified user's role becomes the `Actor` of every core call of the request.
 
 from __future__ import annotations
 
+import base64
+import binascii
+
 from photovfs.roles import Actor
 from photovfs.users import Users
 from wsgidav.dc.base_dc import BaseDomainController
@@ -20,7 +23,11 @@ class PhotoDomainController(BaseDomainController):
 
     def __init__(self, wsgidav_app, config):
         super().__init__(wsgidav_app, config)
-        self.users: Users | None = config.get("photovfs", {}).get("users")
+        settings = config.get("photovfs", {})
+        self.users: Users | None = settings.get("users")
+        # decided when the server starts (see server.make_app): a server started with users never
+        # turns anonymous when the last one is removed
+        self.anonymous_ok: bool = settings.get("anonymous_ok", not self.users)
 
     def __str__(self) -> str:
         return f"PhotoDomainController({self.users.path if self.users else 'anonymous'})"
@@ -29,7 +36,7 @@ class PhotoDomainController(BaseDomainController):
         return REALM
 
     def require_authentication(self, realm, environ):
-        if self.users is not None and self.users:
+        if (self.users is not None and self.users) or not self.anonymous_ok:
             return True
         if environ is not None:
             # no users at all: the server only starts like this on loopback (see server.py)
@@ -49,3 +56,25 @@ class PhotoDomainController(BaseDomainController):
 
     def digest_auth_user(self, realm, user_name, environ):  # pragma: no cover - never offered
         return False
+
+
+def request_actor(users: Users | None, environ: dict, anonymous_ok: bool) -> Actor | None:
+    """The actor wsgidav's HTTPAuthenticator with `PhotoDomainController` lets this request through
+    as, or None when it would not let it through as it stands (it then answers 401 or asks again).
+
+    For the GET answered before wsgidav (`FileResponder.hot`): the same users, the same Basic
+    credentials, the same verdict; anything unusual is None, and wsgidav decides."""
+    if users is None or not users:
+        return ANONYMOUS_ADMIN if anonymous_ok else None
+    header = environ.get("HTTP_AUTHORIZATION", "")
+    if header[:6].lower() != "basic ":
+        return None
+    try:
+        decoded = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")
+    except (binascii.Error, ValueError):
+        return None
+    name, sep, password = decoded.partition(":")
+    if not sep:
+        return None
+    role = users.verify(name, password)
+    return Actor(name, role) if role is not None else None

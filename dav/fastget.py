@@ -35,13 +35,14 @@ from wsgidav import util
 from wsgidav.dav_error import HTTP_NOT_MODIFIED, DAVError
 from wsgidav.mw.base_mw import BaseMiddleware
 
+from .auth import request_actor
+from .guard import RAW_PATH_KEY
 from .provider import PhotoProvider, vpath
 from .sendfile import WrapperFactory
 
 #: requests carrying any of these are left to wsgidav (rare, and their answers are intricate)
 _DELEGATED = ("HTTP_IF", "HTTP_IF_RANGE", "HTTP_TRANSFER_ENCODING")
-_CONDITIONALS = ("HTTP_IF_MATCH", "HTTP_IF_NONE_MATCH", "HTTP_IF_MODIFIED_SINCE",
-                 "HTTP_IF_UNMODIFIED_SINCE")
+_NO_BODY = (None, "", "0")  # CONTENT_LENGTH of a request the hot path may answer
 _DEFAULT_BLOCK = 8192  # wsgidav's DEFAULT_BLOCK_SIZE
 
 StartResponse = Callable[..., object]
@@ -52,10 +53,12 @@ class FastGet(BaseMiddleware):
 
     def __init__(self, wsgidav_app, next_app, config) -> None:
         super().__init__(wsgidav_app, next_app, config)
-        self.lib = config["photovfs"]["library"]
-        self.block_size: int = config.get("block_size") or _DEFAULT_BLOCK
-        self.extra_headers: list[tuple[str, str]] = list(config.get("response_headers") or ())
-        self.nodes = NodeCache(self.lib)
+        shared = config["photovfs"].get("files")
+        self.files: FileResponder = shared if shared is not None else FileResponder(
+            config["photovfs"]["library"], block_size=config.get("block_size") or _DEFAULT_BLOCK,
+            extra_headers=config.get("response_headers") or ())
+        self.lib = self.files.lib
+        self.nodes = self.files.nodes
 
     def is_disabled(self) -> bool:
         return False
@@ -65,12 +68,13 @@ class FastGet(BaseMiddleware):
         if method not in ("GET", "HEAD") or not _plain(environ):
             return self.next_app(environ, start_response)
         path = environ["PATH_INFO"]
-        node, version = self.nodes.get(path)
+        key = environ.get(RAW_PATH_KEY) or path
+        node, version = self.nodes.get(key)
         if node is not None:
-            answer = self._answer(environ, start_response, node, method == "HEAD", cached=True)
+            answer = self.files.answer(environ, start_response, node, method == "HEAD", cached=True)
             if answer is not None:
                 return answer
-            self.nodes.forget(path)  # changed on disk since: look it up again
+            self.nodes.forget(key)  # changed on disk since: look it up again
         try:
             node = self.lib.resolve(vpath(path))
         except PhotoVFSError:  # 404 and every other error: wsgidav's own page
@@ -79,16 +83,54 @@ class FastGet(BaseMiddleware):
             # the dir browser (or the 404) needs the node again: the provider memoises by path
             environ.setdefault("photovfs.nodes", {})[vpath(path)] = node
             return self.next_app(environ, start_response)
-        answer = self._answer(environ, start_response, node, method == "HEAD")
+        answer = self.files.answer(environ, start_response, node, method == "HEAD")
         if answer is not None and version is not None:
-            self.nodes.put(path, node, version)
+            self.nodes.put(key, node, version)
         if answer is None:
             environ.setdefault("photovfs.nodes", {})[vpath(path)] = node
             return self.next_app(environ, start_response)
         return answer
 
-    def _answer(self, environ: dict, start_response: StartResponse, node: Node,
-                head: bool, cached: bool = False) -> Iterable[bytes] | None:
+
+class FileResponder:
+    """Answers a GET or HEAD of a file node with wsgidav's status, headers and bytes; shared by
+    `FastGet` (inside wsgidav, after authentication) and `Guard` (`hot`: before wsgidav, for a
+    file served moments ago)."""
+
+    def __init__(self, lib, *, users=None, anonymous_ok: bool = False,
+                 block_size: int = _DEFAULT_BLOCK, extra_headers: Iterable[tuple[str, str]] = (),
+                 verbose: int = 1) -> None:
+        self.lib = lib
+        self.users = users
+        self.anonymous_ok = anonymous_ok
+        self.block_size = block_size
+        self.extra_headers: list[tuple[str, str]] = list(extra_headers)
+        self.nodes = NodeCache(lib)
+        self.hot_enabled = verbose < 3  # wsgidav logs every request at verbose >= 3
+
+    def hot(self, environ: dict, start_response: StartResponse,
+            key: str) -> Iterable[bytes] | None:
+        """The answer to a plain GET/HEAD of a file in the node cache, authenticated as wsgidav
+        would (`auth.request_actor`); None for anything else: wsgidav's whole stack then runs.
+
+        A slideshow or a grid of thumbnails asks for the same few files again and again; this
+        skips wsgidav's path re-encoding, middleware calls and provider lookup for them."""
+        if not self.hot_enabled or environ.get("QUERY_STRING") \
+                or environ.get("CONTENT_LENGTH") not in _NO_BODY or "HTTP_IF" in environ \
+                or "HTTP_IF_RANGE" in environ or "HTTP_TRANSFER_ENCODING" in environ \
+                or environ.get("HTTP_DEPTH", "0") != "0":
+            return None  # the rarer requests: wsgidav's stack and FastGet sort them out
+        node, _version = self.nodes.get(key)
+        if node is None or request_actor(self.users, environ, self.anonymous_ok) is None:
+            return None
+        answer = self.answer(environ, start_response, node, environ["REQUEST_METHOD"] == "HEAD",
+                             cached=True)
+        if answer is None:
+            self.nodes.forget(key)  # changed on disk since: wsgidav's path looks it up again
+        return answer
+
+    def answer(self, environ: dict, start_response: StartResponse, node: Node,
+               head: bool, cached: bool = False) -> Iterable[bytes] | None:
         """The response, or None to let wsgidav answer (it then produces the same status).
         A `cached` node is first checked against its file (None when the size changed)."""
         st = _stat(node) if cached else None
@@ -97,7 +139,8 @@ class FastGet(BaseMiddleware):
         etag = _etag(node)
         if etag is False:
             return None
-        if any(h in environ for h in _CONDITIONALS):
+        if "HTTP_IF_NONE_MATCH" in environ or "HTTP_IF_MODIFIED_SINCE" in environ \
+                or "HTTP_IF_MATCH" in environ or "HTTP_IF_UNMODIFIED_SINCE" in environ:
             verdict = _conditions(environ, node, etag)
             if verdict is None:
                 return None
@@ -132,16 +175,22 @@ class FastGet(BaseMiddleware):
 
     def _headers(self, node: Node, etag: str | None, length: int) -> list[tuple[str, str]]:
         """wsgidav's headers in wsgidav's order (request_server._send_resource)."""
-        headers = [("Content-Length", str(length))]
-        if node.mtime:
-            headers.append(("Last-Modified", _http_time(node.mtime)))
-        headers.append(("Content-Type", node.content_type))
-        headers.append(("Date", _now()))
-        if etag is not None:
-            headers.append(("ETag", f'"{etag}"'))
-        headers.append(("Accept-Ranges", "bytes"))
-        headers.extend(self.extra_headers)
-        return headers
+        before, after = _header_parts(length, node.mtime, node.content_type, etag)
+        return [*before, ("Date", _now()), *after, *self.extra_headers]
+
+
+@lru_cache(maxsize=8192)
+def _header_parts(length: int, mtime: float | None, content_type: str,
+                  etag: str | None) -> tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]]:
+    """The headers before and after Date, made once per file version (a grid of thumbnails asks
+    for the same files again and again)."""
+    before = [("Content-Length", str(length))]
+    if mtime:
+        before.append(("Last-Modified", util.get_rfc1123_time(mtime)))
+    before.append(("Content-Type", content_type))
+    after = [("ETag", f'"{etag}"')] if etag is not None else []
+    after.append(("Accept-Ranges", "bytes"))
+    return tuple(before), tuple(after)
 
 
 #: remembered files up to this size are also kept in memory (thumbnails, small photos) ...
@@ -246,6 +295,11 @@ def _plain(environ: dict) -> bool:
     """A request the fast path may answer: our provider, no body, Depth 0, no rare headers."""
     if not isinstance(environ.get("wsgidav.provider"), PhotoProvider):
         return False  # e.g. the dir browser's own assets under /:dir_browser/
+    return _bodyless(environ)
+
+
+def _bodyless(environ: dict) -> bool:
+    """No request body, Depth 0 (or none), none of the rare headers left to wsgidav."""
     if util.get_content_length(environ) != 0 or any(h in environ for h in _DELEGATED):
         return False
     depth = environ.get("HTTP_DEPTH")
@@ -254,10 +308,13 @@ def _plain(environ: dict) -> bool:
 
 def _etag(node: Node) -> str | None | bool:
     """The unquoted ETag as wsgidav checks it; False when wsgidav would refuse it (500 there)."""
-    if node.etag is None:
-        return None
+    return None if node.etag is None else _checked_etag(node.etag)
+
+
+@lru_cache(maxsize=8192)
+def _checked_etag(etag: str) -> str | bool:
     try:
-        return util.checked_etag(node.etag)
+        return util.checked_etag(etag)
     except ValueError:
         return False
 
@@ -338,11 +395,6 @@ def _stream(fh: BinaryIO, start: int, length: int, block: int) -> Iterator[bytes
             yield data
     finally:
         fh.close()
-
-
-@lru_cache(maxsize=8192)
-def _http_time(mtime: float) -> str:
-    return util.get_rfc1123_time(mtime)
 
 
 _clock: tuple[int, str] = (0, "")

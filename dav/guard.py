@@ -12,7 +12,13 @@ from urllib.parse import unquote_to_bytes, urlsplit
 
 from photovfs.names import MAX_NAME_BYTES, MAX_PATH_BYTES
 
+#: where the raw (still percent-encoded) path is left for the layers below: the key of the GET
+#: node cache, the same string before and after wsgidav (which re-encodes and normalises PATH_INFO)
+RAW_PATH_KEY = "photovfs.raw_path"
+
 _ENCODED_SEPARATOR = re.compile(r"%(2f|5c|00)", re.IGNORECASE)
+_DOT_SEGMENT = re.compile(r"(?:^|/)\.\.?(?:/|$)")
+_CONTROL = re.compile(r"[\x00-\x1f]")
 
 FINITE_DEPTH_BODY = (
     b'<?xml version="1.0" encoding="utf-8"?>\n'
@@ -21,10 +27,13 @@ FINITE_DEPTH_BODY = (
 
 
 def check_raw_path(raw: str) -> str | None:
-    """Why a raw (still percent-encoded) request path is refused, or None when it is acceptable."""
+    """Why a raw (still percent-encoded) request path is refused, or None when it is acceptable.
+
+    Every request passes here, so the name rules run as regular expressions over the whole path;
+    only a path longer than a name may be has its names measured one by one."""
     if _ENCODED_SEPARATOR.search(raw):
         return "encoded '/', '\\' or NUL in a path"
-    data = unquote_to_bytes(raw)
+    data = unquote_to_bytes(raw) if "%" in raw else raw.encode("utf-8", "surrogateescape")
     if b"\x00" in data:
         return "NUL in a path"
     if len(data) > MAX_PATH_BYTES:
@@ -33,15 +42,15 @@ def check_raw_path(raw: str) -> str | None:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         return "the path is not UTF-8"
-    for part in text.split("/"):
-        if part in (".", ".."):
-            return "'.' and '..' are not allowed in paths"
-        if "\\" in part:
-            return "'\\' is not allowed in names"
-        if len(part.encode("utf-8")) > MAX_NAME_BYTES:
-            return f"a name is longer than {MAX_NAME_BYTES} bytes"
-        if any(ord(c) < 0x20 for c in part):
-            return "control characters are not allowed in names"
+    if _DOT_SEGMENT.search(text):
+        return "'.' and '..' are not allowed in paths"
+    if "\\" in text:
+        return "'\\' is not allowed in names"
+    if len(data) > MAX_NAME_BYTES and any(len(part.encode("utf-8")) > MAX_NAME_BYTES
+                                          for part in text.split("/")):
+        return f"a name is longer than {MAX_NAME_BYTES} bytes"
+    if _CONTROL.search(text):
+        return "control characters are not allowed in names"
     return None
 
 
@@ -58,11 +67,22 @@ def _raw_path(environ: dict) -> str:
 
 
 class Guard:
-    def __init__(self, app) -> None:
+    """Refuses what must never reach wsgidav; answers a GET of a file served moments ago from
+    `hot` (dav/fastget.py `FileResponder`) without it."""
+
+    def __init__(self, app, hot=None) -> None:
         self.app = app
+        self.hot = hot
 
     def __call__(self, environ, start_response):
-        reason = check_raw_path(_raw_path(environ))
+        raw = environ[RAW_PATH_KEY] = _raw_path(environ)
+        if self.hot is not None and environ.get("REQUEST_METHOD") in ("GET", "HEAD") \
+                and "HTTP_DESTINATION" not in environ:
+            # answers only paths whose files it served before: paths this guard let through
+            answer = self.hot.hot(environ, start_response, raw)
+            if answer is not None:
+                return answer
+        reason = check_raw_path(raw)
         if reason is None and environ.get("HTTP_DESTINATION"):
             reason = check_raw_path(urlsplit(environ["HTTP_DESTINATION"]).path)
         if reason is not None:

@@ -26,9 +26,10 @@ from wsgidav.wsgidav_app import WsgiDAVApp
 
 from .auth import PhotoDomainController
 from .fastcopy import FastCopy
-from .fastget import FastGet
+from .fastget import FastGet, FileResponder
 from .fastprop import FastPropfind
 from .guard import Guard
+from .httpserver import PhotoServer
 from .props import CatalogPropertyManager
 from .provider import PhotoProvider
 from .sendfile import SendfileGateway
@@ -61,9 +62,13 @@ def close_lock_storage(lib) -> None:
 def make_app(lib, *, users: Users | None = None, fast_propfind: bool = True, fast_get: bool = True,
              fast_copy: bool = True, verbose: int = 1):
     """The WSGI application: Guard -> wsgidav (errors, auth, fast PROPFIND, GET and COPY/MOVE into
-    albums, browser, provider). The fast paths answer after authentication; `fast_*=False` is
-    wsgidav alone, which tests and benchmarks compare them with."""
+    albums, browser, provider). The fast paths answer after authentication; the Guard answers a
+    GET of a file served moments ago itself, authenticated the same way (fastget.FileResponder).
+    `fast_*=False` is wsgidav alone, which tests and benchmarks compare them with."""
     users = users if users is not None else users_for(lib.config.users_file)
+    anonymous_ok = not users  # fixed at start: removing the last user locks the door, never opens it
+    files = FileResponder(lib, users=users, anonymous_ok=anonymous_ok, block_size=BLOCK_SIZE,
+                          verbose=verbose) if fast_get else None
     stack = [ErrorPrinter, HTTPAuthenticator]
     if fast_propfind:
         stack.append(FastPropfind)
@@ -83,7 +88,7 @@ def make_app(lib, *, users: Users | None = None, fast_propfind: bool = True, fas
             "default_to_digest": False,
             "trusted_auth_header": None,
         },
-        "photovfs": {"users": users, "library": lib},
+        "photovfs": {"users": users, "library": lib, "files": files, "anonymous_ok": anonymous_ok},
         "middleware_stack": stack,
         "block_size": BLOCK_SIZE,
         "verbose": verbose,
@@ -95,7 +100,7 @@ def make_app(lib, *, users: Users | None = None, fast_propfind: bool = True, fas
         "dir_browser": {"enable": True, "response_trailer": "photovfs", "davmount": True,
                         "ms_sharepoint_support": False, "libre_office_support": False},
     }
-    return Guard(WsgiDAVApp(config))
+    return Guard(WsgiDAVApp(config), hot=files)
 
 
 def is_loopback(host: str) -> bool:
@@ -130,7 +135,7 @@ def make_server(lib, host: str, port: int, *, cert: Path | None = None, key: Pat
                 users: Users | None = None, numthreads: int = 20, **app_kw) -> wsgi.Server:
     users = users if users is not None else users_for(lib.config.users_file)
     check_exposure(users, host)
-    server = wsgi.Server((host, port), make_app(lib, users=users, **app_kw), numthreads=numthreads,
+    server = PhotoServer((host, port), make_app(lib, users=users, **app_kw), numthreads=numthreads,
                          server_name="photovfs", shutdown_timeout=2, timeout=60)
     server.gateway = SendfileGateway  # large GET bodies by sendfile on plain TCP (sendfile.py)
     if cert or key:

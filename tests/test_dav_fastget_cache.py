@@ -154,3 +154,57 @@ def test_remembered_bytes_follow_the_file_on_disk(pair):
     assert fetch(pair.fast, "GET", P1).body == bytes(flipped)
     ranged = fetch(pair.fast, "GET", P1, {"Range": "bytes=2-9"})
     assert ranged.status == 206 and ranged.body == bytes(flipped)[2:10]
+
+
+# ---- the Guard's hot path: a file served moments ago is answered before wsgidav ----------------
+class _Counting:
+    """Wraps the application under the Guard (wsgidav) and counts the requests that reach it."""
+
+    def __init__(self, app) -> None:
+        self.app, self.calls = app, 0
+
+    def __call__(self, environ, start_response):
+        self.calls += 1
+        return self.app(environ, start_response)
+
+
+def test_a_repeated_get_is_answered_before_wsgidav_with_wsgidavs_answer(pair):
+    guard = pair.srv.server.wsgi_app
+    counting = guard.app = _Counting(guard.app)
+    try:
+        pair.same("GET", P1)  # found, and remembered
+        reached = counting.calls
+        for method, headers in (("GET", {}), ("HEAD", {}), ("GET", {"Range": "bytes=2-9"}),
+                                ("GET", {"If-None-Match": fetch(pair.fast, "HEAD", P1)
+                                         .header("ETag")})):
+            pair.same(method, P1, headers)
+        assert counting.calls == reached  # none of them went through wsgidav
+        for method, headers in (("GET", {"Depth": "1"}), ("PROPFIND", {"Depth": "0"}),
+                                ("GET", {"If-Range": '"x"'})):
+            fetch(pair.fast, method, P1, headers)
+        fetch(pair.fast, "GET", P1 + "?davmount")
+        assert counting.calls == reached + 4  # the rarer requests still do
+    finally:
+        guard.app = counting.app
+
+
+def test_the_hot_path_still_asks_for_credentials(tmp_path):
+    from photovfs.users import Users
+
+    photos = make_photos(tmp_path / "Photos")
+    users = Users(photos / ".photovfs" / "users.toml")
+    users.add("vic", "viewer", "vic-pw")
+    srv = DavServer(photos, users=users).start()
+    try:
+        ok = send(srv.port, "GET", P1, auth=("vic", "vic-pw"))
+        assert ok.status == 200
+        assert send(srv.port, "GET", P1, auth=("vic", "vic-pw")).body == ok.body  # remembered
+        for auth in (None, ("vic", "nope"), ("eve", "vic-pw")):
+            for method in ("GET", "HEAD"):
+                assert send(srv.port, method, P1, auth=auth).status == 401, (method, auth)
+        assert send(srv.port, "GET", P1, {"Authorization": "Basic !!notbase64"}).status in \
+            (400, 401, 500)  # wsgidav's answer to a broken header: never the photo
+        users.remove("vic")
+        assert send(srv.port, "GET", P1, auth=("vic", "vic-pw")).status == 401
+    finally:
+        srv.stop()

@@ -43,6 +43,7 @@ class Users:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
+        self._path = str(self.path)  # os.stat of a str: every WebDAV request checks the file
         self._lock = threading.Lock()
         self._stamp: tuple[int, int] | None = None
         self._data: dict[str, dict[str, str]] = {}
@@ -53,7 +54,7 @@ class Users:
     # ---- reading -----------------------------------------------------------------------------
     def _load(self) -> dict[str, dict[str, str]]:
         try:
-            st = self.path.stat()
+            st = os.stat(self._path)
         except FileNotFoundError:
             self._stamp, self._data, self._verified = None, {}, {}
             return self._data
