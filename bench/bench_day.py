@@ -15,7 +15,7 @@ Two numbers the issues ask for that the big-folder benchmarks do not show:
 
 photovfs is measured twice: repeated requests (it answers from the rendered listing it keeps
 while the catalog is unchanged) and after a change (a PROPPATCH elsewhere before each request:
-the folder is queried again). An "HTTP floor" row is cheroot with photovfs's gateway answering
+the folder is queried again). An "HTTP floor" row is cheroot with photovfs's server and gateway answering
 a fixed body of the same size: what any app on this server pays. `--day-only` skips the
 thumbnails part.
 
@@ -182,9 +182,9 @@ def day_latency(port: int, path: str, n: int,
 
 def serve_hello(size: int, port: int) -> None:
     """Child-process entry: the floor of photovfs's HTTP server. cheroot (with photovfs's
-    gateway) and a WSGI app that reads the request body and answers a fixed 207 multistatus
+    server class and gateway) and a WSGI app that reads the request body and answers a fixed 207 multistatus
     of `size` bytes: everything but the WebDAV work."""
-    from cheroot import wsgi
+    from photovfs.dav.httpserver import PhotoServer
     from photovfs.dav.sendfile import SendfileGateway
 
     body = b"<?xml version=\"1.0\"?>" + b" " * max(size - 21, 0)
@@ -197,7 +197,7 @@ def serve_hello(size: int, port: int) -> None:
                                             ("Content-Length", str(len(body)))])
         return [body]
 
-    server = wsgi.Server(("127.0.0.1", port), app, numthreads=20, server_name="photovfs")
+    server = PhotoServer(("127.0.0.1", port), app, numthreads=20, server_name="photovfs")
     server.gateway = SendfileGateway
     server.prepare()
     server.serve()

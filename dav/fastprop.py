@@ -37,6 +37,7 @@ from defusedxml import ElementTree as SafeET
 from photovfs.catalog.models import DeadProperty
 from photovfs.errors import NotFound, PhotoVFSError
 from photovfs.node import Node
+from photovfs.views.base import prepared_rows
 from sqlalchemy import and_, bindparam, or_, select
 from wsgidav import util
 from wsgidav.mw.base_mw import BaseMiddleware
@@ -357,15 +358,15 @@ class FastPropfind(BaseMiddleware):
         if pm is None:
             return {}
         key = _key(node.path)
-        with self.lib.engine.connect() as c:
-            if depth == "1" and key and c.dialect.name == "sqlite":
-                # key and keys below it: an index range (SQLite compares bytes), not a LIKE scan
-                rows = c.execute(_DEAD_UNDER, {"key": key, "lo": key + "/",
-                                               "hi": key + "0"}).all()  # '0' follows '/'
-            elif depth == "1" and key:  # other databases may collate by locale: LIKE is safe
+        if depth == "1" and key and self.lib.engine.dialect.name == "sqlite":
+            # key and keys below it: an index range (SQLite compares bytes), not a LIKE scan
+            rows = prepared_rows(self.lib, _DEAD_UNDER, {"key": key, "lo": key + "/",
+                                                         "hi": key + "0"})  # '0' follows '/'
+        elif depth == "1" and key:  # other databases may collate by locale: LIKE is safe
+            with self.lib.engine.connect() as c:
                 rows = c.execute(_DEAD.where(_under(key))).all()
-            else:
-                rows = c.execute(_DEAD_ALL if depth == "1" else _DEAD_ONE, {"key": key}).all()
+        else:
+            rows = prepared_rows(self.lib, _DEAD_ALL if depth == "1" else _DEAD_ONE, {"key": key})
         out: dict[str, dict[str, str]] = {}
         for p, name, value in rows:
             out.setdefault(p, {})[name] = value

@@ -49,6 +49,12 @@ class CatalogProbe:
         with self._lock:
             return self._conn.execute(sql, params).fetchone()
 
+    def rows(self, sql: str, params: tuple = ()) -> list[tuple]:
+        """Every row of a read in SQLite's own SQL (callers check `available` first)."""
+        assert self._conn is not None
+        with self._lock:
+            return self._conn.execute(sql, params).fetchall()
+
     def close(self) -> None:
         with self._lock:
             if self._conn is not None:

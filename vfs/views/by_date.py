@@ -9,7 +9,7 @@ from ..catalog.queries import distinct_ints
 from ..errors import NotFound
 from ..names import name_key
 from ..node import Node
-from .base import PHOTO_ROW_COLUMNS, PhotoRows, View, visible_assets
+from .base import PHOTO_ROW_COLUMNS, PhotoRows, View, prepared_rows, visible_assets
 
 WIDTHS = (4, 2, 2)
 COLUMNS = (Asset.year, Asset.month, Asset.day)
@@ -49,7 +49,7 @@ class ByDate(View):
             values = _parse(rest)
             if values:  # one indexed existence probe, not a walk over sibling folders
                 params = {c.key: v for c, v in zip(COLUMNS, values, strict=False)}
-                if self.first(_PROBES[len(values) - 1], params) is None:
+                if not prepared_rows(self.lib, _PROBES[len(values) - 1], params):
                     raise NotFound()
             return self.folder(*rest)
         if len(rest) == 4:
@@ -81,8 +81,7 @@ class ByDate(View):
         if len(rest) != 3:
             return None
         params = dict(zip(("year", "month", "day"), _parse(rest), strict=True))
-        with self.lib.engine.connect() as c:
-            rows = c.execute(_DAY_ROWS, params).all()
+        rows = prepared_rows(self.lib, _DAY_ROWS, params)
         if not rows:
             raise NotFound()
         return rows, []
