@@ -27,7 +27,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from functools import lru_cache
-from typing import BinaryIO
+from typing import BinaryIO, Literal
 
 from photovfs.errors import PhotoVFSError
 from photovfs.node import Node
@@ -306,13 +306,13 @@ def _bodyless(environ: dict) -> bool:
     return depth is None or depth.lower() == "0"
 
 
-def _etag(node: Node) -> str | None | bool:
+def _etag(node: Node) -> str | None | Literal[False]:
     """The unquoted ETag as wsgidav checks it; False when wsgidav would refuse it (500 there)."""
     return None if node.etag is None else _checked_etag(node.etag)
 
 
 @lru_cache(maxsize=8192)
-def _checked_etag(etag: str) -> str | bool:
+def _checked_etag(etag: str) -> str | Literal[False]:
     try:
         return util.checked_etag(etag)
     except ValueError:
@@ -346,7 +346,7 @@ def _conditions(environ: dict, node: Node, etag: str | None) -> int | None:
     return 0
 
 
-def _range(environ: dict, size: int) -> tuple[int, int] | None | bool:
+def _range(environ: dict, size: int) -> tuple[int, int] | None | Literal[False]:
     """(start, length) of a single satisfiable `Range`, None for the whole file, False to
     delegate (multi-range, unsatisfiable: wsgidav's 416 page)."""
     spec = environ.get("HTTP_RANGE")
