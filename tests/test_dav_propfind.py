@@ -246,3 +246,17 @@ def test_an_originals_folder_lists_its_files_by_real_name_as_wsgidav_does(fresh,
     assert kept(fresh) >= 1
     if path.endswith("Italy/"):
         assert "/originals/2021/Italy/Café.jpg" in listing(fresh, FINDER, path)
+
+
+def test_a_city_folder_lists_from_rows_as_wsgidav_does(fresh):
+    [country] = listing(fresh, FINDER, "by-place/").keys() - {"/by-place/"}
+    [region] = listing(fresh, FINDER, country.lstrip("/")).keys() - {country}
+    [city] = listing(fresh, FINDER, region.lstrip("/")).keys() - {region}
+    path = city.lstrip("/")
+    assert fresh.lib.views["by-place"].photo_rows(tuple(path.strip("/").split("/")[1:])) \
+        is not None  # rendered from rows, not nodes
+    for body in (None, FINDER, NAMED):
+        fast = listing(fresh, body, path)
+        assert fast == listing(fresh, body, path) == slow_listing(fresh, body, path)
+        assert any(href.endswith(".jpg") for href in fast)
+    assert kept(fresh) >= 1

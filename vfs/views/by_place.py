@@ -7,7 +7,7 @@ from sqlalchemy import exists, select
 from ..catalog.models import Asset, Place, is_visible
 from ..errors import NotFound
 from ..node import Node
-from .base import View, visible_assets
+from .base import PhotoRows, View, visible_assets
 
 LEVELS = (Place.country, Place.region, Place.city)
 
@@ -45,6 +45,15 @@ class ByPlace(View):
             ids = self._place_ids(rest)
             return self.assets(visible_assets().where(Asset.place_id.in_(ids)), *rest)
         return [self.folder(*rest, name) for name in self._children(rest)]
+
+    def photo_rows(self, rest: tuple[str, ...]) -> PhotoRows | None:
+        """A city's photos as rows (see View.photo_rows): a PROPFIND of a city of thousands of
+        photos renders them without a Node each, as a day folder does."""
+        if len(rest) != 3:
+            return None
+        self.resolve(rest)
+        ids = self._place_ids(rest)
+        return self.rows(visible_assets().where(Asset.place_id.in_(ids))), []
 
     def remove(self, rest, node, actor) -> None:
         if node.is_dir:
