@@ -30,7 +30,7 @@ def check_raw_path(raw: str) -> str | None:
     """Why a raw (still percent-encoded) request path is refused, or None when it is acceptable.
 
     Every request passes here, so the name rules run as regular expressions over the whole path;
-    only a path longer than a name may be has its names measured one by one."""
+    names are measured one by one only when the whole path is longer than a name may be."""
     if _ENCODED_SEPARATOR.search(raw):
         return "encoded '/', '\\' or NUL in a path"
     data = unquote_to_bytes(raw) if "%" in raw else raw.encode("utf-8", "surrogateescape")
