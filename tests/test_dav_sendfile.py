@@ -192,3 +192,28 @@ def test_tls_serves_the_same_bytes_without_sendfile(servers):
     assert ranged.comparable() == fetch(servers.slow_port,
                                         headers={"Range": "bytes=3000000-5000000"}).comparable()
     assert SendfileGateway.sendfile_bodies == before
+
+
+def test_tls_keeps_cheroots_files_and_serves_many_requests_on_one_connection(servers):
+    """TLS connections keep cheroot's own buffered files (dav/httpserver.py changes plain TCP
+    only) and still take the next request on a kept connection."""
+    import http.client
+    import ssl
+
+    if servers.tls is None:
+        pytest.skip("openssl is not installed: no certificate for the TLS server")
+    ctx = ssl.create_default_context()
+    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+    conn = http.client.HTTPSConnection("127.0.0.1", servers.tls.bind_addr[1], timeout=30,
+                                       context=ctx)
+    small = (servers.srv.photos / "2021/Italy/IMG_0001.jpg").read_bytes()
+    ports = set()
+    for i in range(20):
+        conn.request("GET" if i % 2 else "HEAD", "/by-date/2021/04/30/IMG_0001.jpg")
+        r = conn.getresponse()
+        assert r.status == 200 and r.read() == (small if i % 2 else b"")
+        ports.add(conn.sock.getsockname()[1])
+    conn.request("GET", BIG)
+    assert _sha(conn.getresponse().read()) == _sha(servers.data)
+    conn.close()
+    assert len(ports) == 1
