@@ -90,3 +90,17 @@ def assert_restored(library: Path, target: Path, pattern: str = "*.jpg") -> None
         rel = p.relative_to(library)
         assert (target / rel).read_bytes() == p.read_bytes(), rel
         assert (target / rel).stat().st_mtime_ns == p.stat().st_mtime_ns, rel
+
+
+@pytest.fixture
+def backed_up(photo_dir: Path, tmp_path: Path) -> tuple[Path, Path, dict]:
+    """photo_dir scanned and backed up once (the run that leaves a record)."""
+    from photovfs.backup.engine import backup
+
+    lib = Library.open(photo_dir)
+    lib.scan()
+    lib.close()
+    dest = tmp_path / "dest"
+    first = backup(photo_dir, str(dest))
+    assert first["ok"], first
+    return photo_dir, dest, first

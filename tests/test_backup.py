@@ -365,13 +365,9 @@ def test_the_plain_sqlite_catalog_read_equals_the_orm_read(photo_dir, tmp_path):
     assert got[1] and got[2]["stacks"] and got[2]["people"] and got[2]["places"]
 
 
-def test_a_no_change_run_restores_identically_and_an_album_edit_after_it_is_in_the_next(photo_dir, tmp_path):
-    lib = Library.open(photo_dir)
-    lib.scan()
-    lib.close()
-    dest = tmp_path / "dest"
-    first = backup(photo_dir, str(dest))
-    assert first["ok"], first
+def test_a_no_change_run_restores_identically_and_an_album_edit_after_it_is_in_the_next(backed_up,
+                                                                                      tmp_path):
+    photo_dir, dest, first = backed_up
     same = backup(photo_dir, str(dest))
     assert same["ok"] and same["copied"] == [] and same["unchanged"] == 5, same
     gdir = dest / "generations"

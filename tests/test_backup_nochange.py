@@ -11,7 +11,6 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-import pytest
 from conftest import assert_restored, jpeg_with_date
 from photovfs.backup import quick
 from photovfs.backup.dest import LocalDest
@@ -29,18 +28,6 @@ from photovfs.catalog.store import album_by_path
 from photovfs.config import load_config
 from photovfs.library import Library
 from sqlalchemy import select
-
-
-@pytest.fixture
-def backed_up(photo_dir: Path, tmp_path: Path) -> tuple[Path, Path, dict]:
-    """photo_dir scanned and backed up once (the run that leaves a record)."""
-    lib = Library.open(photo_dir)
-    lib.scan()
-    lib.close()
-    dest = tmp_path / "dest"
-    first = backup(photo_dir, str(dest))
-    assert first["ok"], first
-    return photo_dir, dest, first
 
 
 def same_inode(a: Path, b: Path) -> bool:

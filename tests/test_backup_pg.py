@@ -16,7 +16,7 @@ from photovfs.catalog.store import album_by_path
 from photovfs.config import load_config
 from photovfs.library import Library
 from sqlalchemy import select
-from test_postgres import pg_url  # noqa: F401 - the module-scoped server fixture
+from test_postgres import empty_database, pg_url  # noqa: F401 - pg_url: the server fixture
 
 
 @pytest.fixture
@@ -31,12 +31,7 @@ def pg_lib(photo_dir: Path, pg_url: str, tmp_path: Path):  # noqa: F811
             s.add(AlbumAsset(album_id=album.id, asset_id=aid, added_at=datetime.now()))
     yield lib, cfg_file
     lib.close()
-    from sqlalchemy import create_engine, text
-
-    engine = create_engine(pg_url)
-    with engine.begin() as c:
-        c.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
-    engine.dispose()
+    empty_database(pg_url)
 
 
 def test_a_postgres_catalog_is_dumped_into_the_generation_and_the_library_restores(pg_lib, photo_dir,

@@ -55,10 +55,15 @@ def pg_library(photo_dir: Path, pg_url: str, tmp_path: Path):
     lib.scan()
     yield lib
     lib.close()
+    empty_database(pg_url)
+
+
+def empty_database(url: str) -> None:
+    """Drop every table of the test server's database: the next test starts from nothing."""
     from sqlalchemy import create_engine, text
 
-    engine = create_engine(pg_url)
-    with engine.begin() as c:  # leave an empty database for the next test
+    engine = create_engine(url)
+    with engine.begin() as c:
         c.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
     engine.dispose()
 

@@ -18,8 +18,8 @@ from photovfs.catalog.store import NewOriginal, free_names_batch, insert_origina
 from photovfs.config import load_config
 from photovfs.library import Library
 from photovfs.metadata.facts import Facts
-from sqlalchemy import create_engine, select, text
-from test_postgres import pg_url  # noqa: F401 - the module-scoped server fixture
+from sqlalchemy import select
+from test_postgres import empty_database, pg_url  # noqa: F401 - pg_url: the server fixture
 
 ALREADY = ["IMG_0001.JPG", "img_0001 (2).jpg", "IMG_0002.JPG", "IMG_0003 (3).JPG", "Café.jpg",
            "noext", "IMG_0004 (2).JPG"]
@@ -69,10 +69,7 @@ def test_a_batch_gets_the_same_names_on_postgresql(pg_url: str, tmp_path: Path):
         assert got[0] == ("IMG_0001 (3).JPG", "img_0001 (3).jpg")
     finally:
         lib.close()
-        engine = create_engine(pg_url)
-        with engine.begin() as c:  # leave an empty database for the next test
-            c.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
-        engine.dispose()
+        empty_database(pg_url)
 
 
 def test_files_of_one_batch_clash_with_each_other_and_with_the_catalog(tmp_path: Path):
